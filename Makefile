@@ -1,0 +1,59 @@
+# Two commands matter: `make local` (run the product on this machine) and `make test` (every gate).
+# Everything else is a building block. Each target installs what it needs, so a fresh clone works.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+STAGES := dev staging prod
+STAGE ?= dev
+
+.PHONY: help
+help:
+	@echo "make local   run the whole pipeline on this machine (no AWS account)"
+	@echo "make test    lint + types + every test (unit, integration, infra, e2e)"
+	@echo "make synth   cdk synth + cfn-lint for $(STAGES);  make deploy STAGE=dev"
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: install
+install: .venv/.installed node_modules/.installed
+
+.PHONY: lint
+lint: .venv/.installed
+	ruff check .
+	ruff format --check .
+
+.PHONY: types
+types: .venv/.installed
+	mypy
+
+.PHONY: test
+test: install lint types
+	pytest --cov --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=85
+	$(MAKE) synth
+
+.PHONY: synth
+synth: install
+	@set -e; for stage in $(STAGES); do \
+	  echo "cdk synth -c stage=$$stage"; \
+	  cdk synth --quiet -c stage=$$stage --output cdk.out/$$stage >/dev/null; \
+	  cfn-lint cdk.out/$$stage/stripe-middleware-$$stage.template.json; \
+	done
+
+.PHONY: deploy
+deploy: install
+	cdk deploy -c stage=$(STAGE) $(if $(PARTNER_SOURCE),-c stripePartnerEventSource=$(PARTNER_SOURCE))
+
+.PHONY: local
+local: install
+	@echo "Local mode is not built yet (issue: local mode). Today: 'make test' runs the ingest against moto."

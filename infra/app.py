@@ -1,0 +1,38 @@
+"""CDK app.
+
+`cdk synth -c stage=dev|staging|prod [-c stripePartnerEventSource=aws.partner/stripe.com/ed_...]`
+"""
+
+from __future__ import annotations
+
+from aws_cdk import App, Environment, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import SERVICE, stage_config
+from infra.stack import StackOptions, StripeMiddlewareStack
+
+
+def build_app(app: App | None = None) -> tuple[App, StripeMiddlewareStack]:
+    app = app or App()
+    stage = stage_config(str(app.node.try_get_context("stage") or "dev"))
+    partner_source = app.node.try_get_context("stripePartnerEventSource")
+    stack = StripeMiddlewareStack(
+        app,
+        f"{SERVICE}-{stage.name}",
+        options=StackOptions(stage=stage, stripe_partner_event_source=partner_source or None),
+        env=Environment(
+            account=app.node.try_get_context("account"), region=app.node.try_get_context("region")
+        ),
+        description=f"stripe-middleware ({stage.name}): verified Stripe events into AWS",
+    )
+    Tags.of(stack).add("service", SERVICE)
+    Tags.of(stack).add("stage", stage.name)
+    # Unsuppressed AwsSolutions findings are errors and fail `cdk synth`.
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+    )
+    return app, stack
+
+
+if __name__ == "__main__":
+    build_app()[0].synth()

@@ -1,0 +1,40 @@
+"""An SQS queue with its DLQ: encrypted, TLS-only, redrive after `max_receive_count` deliveries."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import StageConfig
+
+SQS_MAX_MESSAGE_BYTES = 1_048_576
+
+
+class DurableQueue(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: StageConfig, visibility_timeout: Duration
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(stage.dlq_retention_days),
+            max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
+            removal_policy=stage.removal_policy,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=visibility_timeout,
+            retention_period=Duration.days(4),
+            max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
+            removal_policy=stage.removal_policy,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=stage.max_receive_count
+            ),
+        )

@@ -1,0 +1,110 @@
+"""Lambda packaging without Docker: the shared layer is built with pip for arm64 / Python 3.13.
+
+`layers/core/stripe_middleware` (our library) and the runtime dependencies of pyproject.toml (exported
+from uv.lock, so the layer runs exactly the tested versions) are installed into `python/` of one layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+@jsii.implements(ILocalBundling)
+class _PipLayerBundler:
+    def try_bundle(self, output_dir: str, options: Any) -> bool:
+        target = Path(output_dir) / "python"
+        requirements = Path(output_dir) / "requirements.txt"
+        subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [
+                sys.executable,
+                "-m",
+                "uv",
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-hashes",
+                "--no-emit-project",
+                "--quiet",
+                "--output-file",
+                str(requirements),
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        subprocess.run(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--requirement",
+                str(requirements),
+                "--target",
+                str(target),
+                "--python-platform",
+                "aarch64-manylinux2014",
+                "--python-version",
+                "3.13",
+                "--only-binary",
+                ":all:",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        requirements.unlink()
+        shutil.copytree(
+            ROOT / "layers/core/stripe_middleware",
+            target / "stripe_middleware",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        return True
+
+
+def _layer_hash() -> str:
+    """The layer changes when our library or the locked dependencies change."""
+    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes())
+    for path in sorted((ROOT / "layers").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def shared_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        description="stripe-middleware core library and its runtime dependencies",
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        removal_policy=RemovalPolicy.DESTROY,
+        code=lambda_.Code.from_asset(
+            str(ROOT / "layers"),
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=_layer_hash(),
+            bundling=BundlingOptions(
+                image=DockerImage.from_registry("unused-local-bundling-only"),
+                # jsii calls try_bundle(output_dir, options) positionally, unlike the typed stub.
+                local=_PipLayerBundler(),  # type: ignore[arg-type]
+            ),
+        ),
+    )
+
+
+def function_code(name: str) -> lambda_.Code:
+    """The thin handler folder `functions/<name>/`."""
+    return lambda_.Code.from_asset(str(ROOT / "functions" / name), exclude=["**/__pycache__"])

@@ -1,0 +1,1 @@
+"""stripe-middleware core library, shipped to every function as a Lambda layer."""

@@ -1,0 +1,52 @@
+"""Function configuration, read from the environment once per container and validated there.
+
+The ingest settings use a dataclass rather than pydantic to keep the ingest cold start small.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from stripe_middleware.ingest import DEFAULT_MAX_BODY_BYTES
+from stripe_middleware.signature import DEFAULT_TOLERANCE_SECONDS
+
+
+class ConfigurationError(Exception):
+    """A required setting is missing or invalid: the function cannot start."""
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigurationError(f"environment variable {name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    events_queue_url: str
+    webhook_secret_id: str
+    connect_webhook_secret_id: str
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> IngestSettings:
+        return cls(
+            events_queue_url=_required(env, "EVENTS_QUEUE_URL"),
+            webhook_secret_id=_required(env, "WEBHOOK_SECRET_ID"),
+            connect_webhook_secret_id=_required(env, "CONNECT_WEBHOOK_SECRET_ID"),
+            tolerance_seconds=_positive_int(env, "SIGNATURE_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS),
+            max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        )
