@@ -57,3 +57,14 @@ class SigningSecrets:
             raise SecretUnavailableError(f"cannot read signing secret: {type(error).__name__}") from error
         self._cache[secret_id] = (self._clock(), secrets)
         return secrets
+
+
+def read_secret(client: Any, secret_id: str) -> str:
+    """A plain secret string (e.g. a Stripe API key), read once per container by the caller's cache."""
+    try:
+        value = str(client.get_secret_value(SecretId=secret_id)["SecretString"]).strip()
+    except Exception as error:
+        raise SecretUnavailableError(f"cannot read secret: {type(error).__name__}") from error
+    if not value:
+        raise SecretUnavailableError("the secret is empty")
+    return value

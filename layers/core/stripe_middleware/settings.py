@@ -50,3 +50,22 @@ class IngestSettings:
             tolerance_seconds=_positive_int(env, "SIGNATURE_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS),
             max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    table_name: str
+    event_bus_name: str
+    stripe_api_version: str
+    stripe_api_key_secret_id: str | None = None  # read-only key; enables refetch of same-second ties
+    stripe_api_base: str | None = None  # a Stripe-compatible server (local mode, tests)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ProcessorSettings:
+        return cls(
+            table_name=_required(env, "TABLE_NAME"),
+            event_bus_name=_required(env, "EVENT_BUS_NAME"),
+            stripe_api_version=_required(env, "STRIPE_API_VERSION"),
+            stripe_api_key_secret_id=env.get("STRIPE_API_KEY_SECRET_ID", "").strip() or None,
+            stripe_api_base=env.get("STRIPE_API_BASE", "").strip() or None,
+        )

@@ -1,0 +1,93 @@
+"""Processor Lambda: events queue (SQS batch) → de-duplicate, order, store → EventBridge."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from stripe_middleware.metadata_schema import MetadataSchema, load_metadata_schema
+from stripe_middleware.processing import Message, Refetch, process_batch
+from stripe_middleware.publisher import EventPublisher
+from stripe_middleware.secrets import read_secret
+from stripe_middleware.settings import ProcessorSettings
+from stripe_middleware.store import ObjectStore
+from stripe_middleware.stripe_api import StripeObjectFetcher, make_stripe_client
+
+logger = Logger()
+metrics = Metrics()
+# Throttling is retried by the SDK first (adaptive), then by SQS redelivery of the failed message.
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "adaptive", "max_attempts": 6})
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    store: ObjectStore
+    publisher: EventPublisher
+    schema: MetadataSchema
+    refetch: Refetch | None
+
+
+@cache
+def dependencies() -> Dependencies:
+    settings = ProcessorSettings.from_env()
+    refetch: Refetch | None = None
+    if settings.stripe_api_key_secret_id:
+        api_key = read_secret(
+            boto3.client("secretsmanager", config=AWS_CONFIG), settings.stripe_api_key_secret_id
+        )
+        client = make_stripe_client(
+            api_key, api_version=settings.stripe_api_version, api_base=settings.stripe_api_base
+        )
+        refetch = StripeObjectFetcher(client)
+    return Dependencies(
+        store=ObjectStore(boto3.client("dynamodb", config=AWS_CONFIG), settings.table_name),
+        publisher=EventPublisher(boto3.client("events", config=AWS_CONFIG), settings.event_bus_name),
+        schema=load_metadata_schema(),
+        refetch=refetch,
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    deps = dependencies()
+    messages = [Message(record["messageId"], record["body"]) for record in event.get("Records", [])]
+    outcome = process_batch(
+        messages, store=deps.store, publisher=deps.publisher, schema=deps.schema, refetch=deps.refetch
+    )
+    now = time.time()
+    for stored in outcome.processed:
+        logger.set_correlation_id(stored.event_id)
+        logger.info(
+            "event stored",
+            extra={
+                "event_type": stored.event_type,
+                "object_type": stored.object_type,
+                "object_id": stored.object_id,
+            },
+        )
+        created = datetime.fromisoformat(stored.event_created).timestamp()
+        metrics.add_metric("StripeToStoredLatency", MetricUnit.Milliseconds, (now - created) * 1000)
+    logger.set_correlation_id(None)
+    for message_id, reason in outcome.errors.items():
+        logger.warning(
+            "message not processed; SQS will redeliver it", extra={"message_id": message_id, "reason": reason}
+        )
+    metrics.add_metric("EventsReceived", MetricUnit.Count, len(messages))
+    metrics.add_metric("EventsProcessed", MetricUnit.Count, len(outcome.processed))
+    metrics.add_metric("Duplicates", MetricUnit.Count, outcome.duplicates)
+    metrics.add_metric("StaleEvents", MetricUnit.Count, outcome.stale)
+    metrics.add_metric("EventsPublished", MetricUnit.Count, outcome.published)
+    metrics.add_metric("MetadataViolations", MetricUnit.Count, outcome.metadata_violations)
+    metrics.add_metric("ProcessingFailures", MetricUnit.Count, len(outcome.failed_message_ids))
+    return {
+        "batchItemFailures": [{"itemIdentifier": message_id} for message_id in outcome.failed_message_ids]
+    }
