@@ -15,6 +15,7 @@ os.environ.update(
     AWS_SESSION_TOKEN="testing",
     AWS_DEFAULT_REGION="us-east-1",
     POWERTOOLS_METRICS_NAMESPACE="StripeMiddleware",
+    POWERTOOLS_SERVICE_NAME="stripe-middleware-test",
 )
 os.environ.pop("AWS_PROFILE", None)
 

@@ -78,3 +78,94 @@ def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestStack]:
         handler.dependencies.cache_clear()
         yield IngestStack(sqs=sqs, queue_url=queue_url)
         handler.dependencies.cache_clear()
+
+
+@dataclass
+class ProcessorStack:
+    dynamodb: Any
+    sqs: Any
+    events: Any
+    table_name: str
+    bus_name: str
+    capture_queue_url: str
+    _counter: int = 0
+
+    def sqs_event(self, bodies: list[str]) -> dict[str, Any]:
+        records = []
+        for body in bodies:
+            self._counter += 1
+            records.append(
+                {
+                    "messageId": f"msg-{self._counter}",
+                    "receiptHandle": f"rh-{self._counter}",
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:events",
+                    "awsRegion": "us-east-1",
+                }
+            )
+        return {"Records": records}
+
+    def deliver(self, *events: dict[str, Any] | str) -> list[str]:
+        """Run the processor on one SQS batch; return the ids of messages reported as failed."""
+        from functions.processor.handler import handler
+
+        bodies = [e if isinstance(e, str) else json.dumps(e) for e in events]
+        response = handler(self.sqs_event(bodies), LambdaContext())
+        return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+    def published(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def stored(self, object_type: str, object_id: str, **filters: Any) -> list[dict[str, Any]]:
+        from functions.processor.handler import dependencies
+
+        return dependencies().store.get_object(object_type, object_id, **filters)
+
+
+class LambdaContext:
+    function_name = "processor"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:processor"
+    aws_request_id = "req-1"
+
+
+@pytest.fixture
+def processor_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessorStack]:
+    from functions.processor import handler
+    from stripe_middleware.table_schema import create_table_request
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(**create_table_request("store"))
+        events = boto3.client("events")
+        events.create_event_bus(Name="bus")
+        sqs = boto3.client("sqs")
+        capture_url = sqs.create_queue(QueueName="capture")["QueueUrl"]
+        capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="all", EventBusName="bus", EventPattern=json.dumps({"source": ["stripe-middleware"]})
+        )
+        events.put_targets(Rule="all", EventBusName="bus", Targets=[{"Id": "capture", "Arn": capture_arn}])
+        monkeypatch.setenv("TABLE_NAME", "store")
+        monkeypatch.setenv("EVENT_BUS_NAME", "bus")
+        monkeypatch.setenv("STRIPE_API_VERSION", "2026-10-28.endive")
+        monkeypatch.delenv("STRIPE_API_KEY_SECRET_ID", raising=False)
+        handler.dependencies.cache_clear()
+        yield ProcessorStack(dynamodb, sqs, events, "store", "bus", capture_url)
+        handler.dependencies.cache_clear()

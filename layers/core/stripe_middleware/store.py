@@ -18,6 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from stripe_middleware.models import StoredObject
+from stripe_middleware.table_schema import (
+    CUSTOMER_INDEX,
+    INDEXES,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+    TYPE_CREATED_INDEX,
+)
 
 DEDUP_WINDOW_SECONDS = 40 * 24 * 3600  # Stripe retries 3 days, Events API replays reach back 30
 PLATFORM = "platform"
@@ -104,20 +112,20 @@ class ObjectStore:
                 f"{stored.object_type} {stored.object_id}: {len(body)} bytes compressed"
             )
         account = stored.account or PLATFORM
-        month = (stored.created or stored.event_created)[:7]
         sort_created = stored.created or stored.event_created
+        scope = f"{account}#{mode(stored.livemode)}"
         values = {
             **object_key(stored.object_type, stored.object_id, stored.account, stored.livemode),
             **stored.model_dump(exclude={"object"}),
             "account": account,
             "body": body,
             "stored_at": int(time.time()),
-            "gsi2pk": f"TYPE#{account}#{mode(stored.livemode)}#{stored.object_type}#{month}",
-            "gsi2sk": f"{sort_created}#{stored.object_id}",
+            TYPE_CREATED_INDEX.partition_key: f"TYPE#{scope}#{stored.object_type}#{sort_created[:7]}",
+            TYPE_CREATED_INDEX.sort_key: f"{sort_created}#{stored.object_id}",
         }
         if stored.customer_id:
-            values["gsi1pk"] = f"CUS#{account}#{mode(stored.livemode)}#{stored.customer_id}"
-            values["gsi1sk"] = f"{stored.object_type}#{sort_created}#{stored.object_id}"
+            values[CUSTOMER_INDEX.partition_key] = f"CUS#{scope}#{stored.customer_id}"
+            values[CUSTOMER_INDEX.sort_key] = f"{stored.object_type}#{sort_created}#{stored.object_id}"
         try:
             response = self._client.put_item(
                 TableName=self._table,
@@ -145,7 +153,7 @@ class ObjectStore:
                         "Item": {
                             "pk": {"S": f"EVT#{i}"},
                             "sk": {"S": "EVT"},
-                            "expires_at": {"N": str(expires_at)},
+                            TTL_ATTRIBUTE: {"N": str(expires_at)},
                         }
                     }
                 }
@@ -163,7 +171,13 @@ class ObjectStore:
     def _public(self, item: dict[str, Any]) -> dict[str, Any]:
         values = self._from_item(item)
         body = values.pop("body", None)
-        for key in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "order_key"):
+        internal = {
+            PARTITION_KEY,
+            SORT_KEY,
+            "order_key",
+            *(k for i in INDEXES for k in (i.partition_key, i.sort_key)),
+        }
+        for key in internal:
             values.pop(key, None)
         values["object"] = decode_body(bytes(body)) if body is not None else None
         if values.get("account") == PLATFORM:
@@ -199,15 +213,15 @@ class ObjectStore:
         object_type: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        expression = "gsi1pk = :pk"
+        expression = f"{CUSTOMER_INDEX.partition_key} = :pk"
         values: dict[str, Any] = {":pk": {"S": f"CUS#{account or PLATFORM}#{mode(livemode)}#{customer_id}"}}
         if object_type:
-            expression += " AND begins_with(gsi1sk, :type)"
+            expression += f" AND begins_with({CUSTOMER_INDEX.sort_key}, :type)"
             values[":type"] = {"S": f"{object_type}#"}
         try:
             response = self._client.query(
                 TableName=self._table,
-                IndexName="customer",
+                IndexName=CUSTOMER_INDEX.name,
                 KeyConditionExpression=expression,
                 ExpressionAttributeValues=values,
                 Limit=limit,
