@@ -34,6 +34,19 @@ _RESOURCE_ALIASES = {
 _DELETED_RESOURCES = {"customer", "product", "price", "coupon", "plan", "tax_id", "invoiceitem", "discount"}
 
 
+# detail-type -> JSON Schema of the published `detail` (registered in the EventBridge Schema Registry).
+DETAIL_SCHEMAS = {
+    "stripe-event": "schemas/stripe-event.detail.schema.json",
+    "stripe-middleware.metadata.violation": "schemas/metadata-violation.detail.schema.json",
+}
+
+
+def detail_schema(detail_type: str) -> dict[str, Any]:
+    """The JSON Schema of a published detail-type (every Stripe event type shares "stripe-event")."""
+    schema: dict[str, Any] = load_event(DETAIL_SCHEMAS.get(detail_type, DETAIL_SCHEMAS["stripe-event"]))
+    return schema
+
+
 def load_event(name: str) -> Any:
     """Load a JSON file from this folder, e.g. `load_event("aws/http_api_v2_post.json")`."""
     return json.loads((EVENTS_DIR / name).read_text())

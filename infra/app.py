@@ -19,7 +19,11 @@ def build_app(app: App | None = None) -> tuple[App, StripeMiddlewareStack]:
     stack = StripeMiddlewareStack(
         app,
         f"{SERVICE}-{stage.name}",
-        options=StackOptions(stage=stage, stripe_partner_event_source=partner_source or None),
+        options=StackOptions(
+            stage=stage,
+            stripe_partner_event_source=partner_source or None,
+            refetch_same_second=str(app.node.try_get_context("refetchSameSecond")).lower() == "true",
+        ),
         env=Environment(
             account=app.node.try_get_context("account"), region=app.node.try_get_context("region")
         ),

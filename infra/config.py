@@ -24,6 +24,7 @@ class StageConfig:
     max_receive_count: int = 5  # deliveries to the processor before a message goes to the DLQ
     dlq_retention_days: int = 14
     deletion_protection: bool = False
+    archive_retention_days: int = 30  # EventBridge archive of published events, for replay
 
 
 STAGES: dict[str, StageConfig] = {
@@ -48,6 +49,7 @@ STAGES: dict[str, StageConfig] = {
         webhook_rate_limit=1000,
         webhook_burst_limit=2000,
         deletion_protection=True,
+        archive_retention_days=365,
     ),
 }
 

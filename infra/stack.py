@@ -5,14 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
-from infra.constructs.lambda_code import shared_layer
+from infra.constructs.lambda_code import METADATA_SCHEMA, shared_layer
 from infra.constructs.partner_source import StripePartnerEventSource
+from infra.constructs.processing import EventProcessor
+from infra.constructs.read_api import ReadApi
+from infra.constructs.routing import EventRouting
+from infra.constructs.store import ObjectStoreTable
+from infra.nag import acknowledge
+from stripe_middleware.metadata_schema import load_metadata_schema
 
 # The processor's timeout; SQS visibility is six times it, as AWS advises for Lambda event sources.
 PROCESSOR_TIMEOUT = Duration.seconds(60)
@@ -22,6 +29,7 @@ PROCESSOR_TIMEOUT = Duration.seconds(60)
 class StackOptions:
     stage: StageConfig
     stripe_partner_event_source: str | None = None
+    refetch_same_second: bool = False  # needs a read-only Stripe key in the StripeReadOnlyKey secret
 
 
 class StripeMiddlewareStack(Stack):
@@ -30,6 +38,7 @@ class StripeMiddlewareStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         stage = options.stage
+        load_metadata_schema(METADATA_SCHEMA)  # a broken schema file fails synth here, not at 3 a.m.
         layer = shared_layer(self, "CoreLayer")
         self.events = DurableQueue(
             self,
@@ -49,9 +58,41 @@ class StripeMiddlewareStack(Stack):
                 events_queue=self.events.queue,
                 dead_letter_queue=self.events.dead_letter_queue,
             )
-        CfnOutput(self, "WebhookUrl", value=f"{self.api.url}{WEBHOOK_PATH}")
-        CfnOutput(self, "ConnectWebhookUrl", value=f"{self.api.url}{WEBHOOK_PATH}/connect")
-        CfnOutput(self, "WebhookSecretArn", value=self.ingest.webhook_secret.secret_arn)
-        CfnOutput(self, "ConnectWebhookSecretArn", value=self.ingest.connect_webhook_secret.secret_arn)
-        CfnOutput(self, "EventsQueueUrl", value=self.events.queue.queue_url)
-        CfnOutput(self, "EventsDeadLetterQueueUrl", value=self.events.dead_letter_queue.queue_url)
+        self.store = ObjectStoreTable(self, "Store", stage=stage)
+        self.routing = EventRouting(self, "Routing", stage=stage)
+        stripe_read_key = None
+        if options.refetch_same_second:
+            stripe_read_key = secretsmanager.Secret(
+                self, "StripeReadOnlyKey", description="Stripe restricted key with read access (rk_...)"
+            )
+            acknowledge(
+                stripe_read_key,
+                "AwsSolutions-SMG4",
+                "Stripe API keys are issued and rolled in the Stripe Dashboard; a rotation Lambda cannot "
+                "create one. Roll the key there and put the new value here.",
+            )
+        self.processor = EventProcessor(
+            self,
+            "Processing",
+            stage=stage,
+            layer=layer,
+            events_queue=self.events.queue,
+            table=self.store.table,
+            bus=self.routing.bus,
+            timeout=PROCESSOR_TIMEOUT,
+            stripe_read_key=stripe_read_key,
+        )
+        self.read_api = ReadApi(self, "Read", stage=stage, api=self.api, layer=layer, table=self.store.table)
+        outputs = {
+            "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
+            "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",
+            "ApiUrl": self.api.url,
+            "WebhookSecretArn": self.ingest.webhook_secret.secret_arn,
+            "ConnectWebhookSecretArn": self.ingest.connect_webhook_secret.secret_arn,
+            "EventsQueueUrl": self.events.queue.queue_url,
+            "EventsDeadLetterQueueUrl": self.events.dead_letter_queue.queue_url,
+            "TableName": self.store.table.table_name,
+            "EventBusName": self.routing.bus.event_bus_name,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

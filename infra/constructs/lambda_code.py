@@ -20,6 +20,9 @@ from constructs import Construct
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+METADATA_SCHEMA = ROOT / "config" / "metadata_schema.yaml"
+# Where the layer puts the schema inside the function (layers are mounted at /opt).
+PACKAGED_METADATA_SCHEMA = "/opt/python/stripe_middleware/metadata_schema.yaml"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
@@ -73,12 +76,13 @@ class _PipLayerBundler:
             target / "stripe_middleware",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
+        shutil.copy(METADATA_SCHEMA, target / "stripe_middleware" / "metadata_schema.yaml")
         return True
 
 
 def _layer_hash() -> str:
     """The layer changes when our library or the locked dependencies change."""
-    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes())
+    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes() + METADATA_SCHEMA.read_bytes())
     for path in sorted((ROOT / "layers").rglob("*.py")):
         digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     return digest.hexdigest()

@@ -95,7 +95,9 @@ def test_ingest_reads_only_its_secrets_and_sends_only_to_the_events_queue(dev: S
 
 
 def test_partner_bus_rule_only_with_context(dev: Synthesized, with_partner_source: Synthesized) -> None:
-    assert not dev.resources("AWS::Events::EventBus")
+    assert not [
+        b for b in dev.resources("AWS::Events::EventBus").values() if "EventSourceName" in b["Properties"]
+    ]
     with_partner_source.template.has_resource_properties(
         "AWS::Events::EventBus", {"EventSourceName": PARTNER_SOURCE, "Name": PARTNER_SOURCE}
     )

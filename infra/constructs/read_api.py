@@ -1,0 +1,55 @@
+"""Internal read API: `GET /v1/objects/{type}/{id}`, `GET /v1/customers/{id}/objects`, IAM-authorized."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.api import HttpApi
+from infra.constructs.python_function import PythonFunction
+from stripe_middleware.table_schema import CUSTOMER_INDEX
+
+READ_ROUTES = ("/v1/objects/{object_type}/{object_id}", "/v1/customers/{customer_id}/objects")
+
+
+class ReadApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        api: HttpApi,
+        layer: lambda_.ILayerVersion,
+        table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PythonFunction(
+            self,
+            "ReadApi",
+            name="read_api",
+            stage=stage,
+            layer=layer,
+            memory_size=256,
+            timeout=Duration.seconds(10),
+            environment={"TABLE_NAME": table.table_name},
+        ).function
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[table.table_arn, f"{table.table_arn}/index/{CUSTOMER_INDEX.name}"],
+            )
+        )
+        integration = integrations.HttpLambdaIntegration("ReadIntegration", self.function)
+        self.authorizer = authorizers.HttpIamAuthorizer()
+        for path in READ_ROUTES:
+            api.api.add_routes(
+                path=path, methods=[apigw.HttpMethod.GET], integration=integration, authorizer=self.authorizer
+            )
