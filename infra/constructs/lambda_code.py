@@ -74,7 +74,7 @@ class _PipLayerBundler:
         shutil.copytree(
             ROOT / "layers/core/stripe_middleware",
             target / "stripe_middleware",
-            ignore=shutil.ignore_patterns("__pycache__"),
+            ignore=shutil.ignore_patterns("__pycache__", "local", "cli.py"),  # local mode stays local
         )
         shutil.copy(METADATA_SCHEMA, target / "stripe_middleware" / "metadata_schema.yaml")
         return True

@@ -31,7 +31,7 @@ class EventRouting(Construct):
             description="detail schemas of the events stripe-middleware publishes",
         )
         for name, path in DETAIL_SCHEMAS.items():
-            schema = eventschemas.CfnSchema(
+            eventschemas.CfnSchema(
                 self,
                 f"Schema-{name}",
                 registry_name=self.registry.attr_registry_name,
@@ -42,4 +42,3 @@ class EventRouting(Construct):
                 if name != "stripe-event"
                 else "detail of every Stripe event",
             )
-            schema.add_dependency(self.registry)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stripe_middleware.apigw import raw_body, route_key
+from stripe_middleware.publisher import EventPublisher, Publication
+from stripe_middleware.secrets import SecretUnavailableError, SigningSecrets, parse_signing_secrets
+from stripe_middleware.settings import ConfigurationError, IngestSettings
+
+
+class RecordingEvents:
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(i)} for i in range(len(Entries))]}
+
+
+def publication(key: str, size: int) -> Publication:
+    return Publication(key=key, detail_type="invoice.paid", detail={"blob": "x" * size})
+
+
+def test_put_events_batches_by_ten_entries() -> None:
+    events = RecordingEvents()
+    assert EventPublisher(events, "bus").publish([publication(str(i), 10) for i in range(25)]) == set()
+    assert [len(c) for c in events.calls] == [10, 10, 5]
+
+
+def test_put_events_batches_by_request_size() -> None:
+    events = RecordingEvents()
+    EventPublisher(events, "bus").publish([publication(str(i), 100_000) for i in range(5)])
+    assert [len(c) for c in events.calls] == [2, 2, 1]
+    for call in events.calls:
+        assert sum(len(e["Detail"]) for e in call) < 256 * 1024
+
+
+def test_a_failed_put_events_call_fails_its_entries_only() -> None:
+    class Flaky(RecordingEvents):
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            if len(self.calls) == 0:
+                self.calls.append(Entries)
+                raise ConnectionError("network")
+            return super().put_events(Entries)
+
+    failed = EventPublisher(Flaky(), "bus").publish([publication(str(i), 10) for i in range(12)])
+    assert failed == {str(i) for i in range(10)}
+
+
+def test_signing_secret_formats() -> None:
+    assert parse_signing_secrets("whsec_a") == ("whsec_a",)
+    assert parse_signing_secrets(json.dumps({"current": "whsec_a", "previous": "whsec_b"})) == (
+        "whsec_a",
+        "whsec_b",
+    )
+    assert parse_signing_secrets(json.dumps({"current": "whsec_a", "previous": ""})) == ("whsec_a",)
+    with pytest.raises(SecretUnavailableError):
+        parse_signing_secrets("  ")
+
+
+def test_secrets_are_cached_for_the_ttl() -> None:
+    class Client:
+        calls = 0
+
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
+            self.calls += 1
+            return {"SecretString": "whsec_x"}
+
+    client, now = Client(), [0.0]
+    cache = SigningSecrets(client, ttl_seconds=300, clock=lambda: now[0])
+    cache.get("s")
+    now[0] = 299
+    cache.get("s")
+    assert client.calls == 1
+    now[0] = 301
+    cache.get("s")
+    assert client.calls == 2
+
+
+def test_settings_refuse_missing_and_invalid_values() -> None:
+    base = {"EVENTS_QUEUE_URL": "q", "WEBHOOK_SECRET_ID": "a", "CONNECT_WEBHOOK_SECRET_ID": "b"}
+    assert IngestSettings.from_env(base).tolerance_seconds == 300
+    with pytest.raises(ConfigurationError, match="EVENTS_QUEUE_URL"):
+        IngestSettings.from_env({**base, "EVENTS_QUEUE_URL": ""})
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        IngestSettings.from_env({**base, "SIGNATURE_TOLERANCE_SECONDS": "-5"})
+
+
+def test_apigw_adapter_reads_route_and_body() -> None:
+    event = {
+        "routeKey": "$default",
+        "rawPath": "/x",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": None,
+    }
+    assert route_key(event) == "POST /x"
+    assert raw_body(event) == b""
