@@ -2,7 +2,9 @@
 # Everything else is a building block. Each target installs what it needs, so a fresh clone works.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# Node 20 is what this machine kind ships; jsii warns about it on every synth.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 PYTHON ?= python3
 UV_VERSION := 0.13.8
@@ -56,4 +58,4 @@ deploy: install
 
 .PHONY: local
 local: install
-	@echo "Local mode is not built yet (issue: local mode). Today: 'make test' runs the ingest against moto."
+	stripe-middleware local $(if $(PORT),--port $(PORT))

@@ -148,3 +148,57 @@ def http_api_event(
     event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in (query or {}).items())
     event["pathParameters"] = path_parameters
     return event
+
+
+def billing_lifecycle(
+    n: int = 0, *, start: int = 1_764_000_000, livemode: bool = False
+) -> list[dict[str, Any]]:
+    """The core billing lifecycle of one customer, as Stripe would send it (several events share a second)."""
+    customer, product, price = f"cus_Local{n:05d}", f"prod_Local{n:05d}", f"price_Local{n:05d}"
+    subscription, invoice, intent = f"sub_Local{n:05d}", f"in_Local{n:05d}", f"pi_Local{n:05d}"
+    charge, refund, dispute = f"ch_Local{n:05d}", f"re_Local{n:05d}", f"dp_Local{n:05d}"
+    metadata = {"erp_id": f"NS-{100000 + n}", "crm_account_id": f"001A0000{n:07d}"[:15]}
+    t = start + n * 100
+
+    def event(event_type: str, offset: int, **overrides: Any) -> dict[str, Any]:
+        return stripe_event(event_type, created=t + offset, livemode=livemode, **overrides)
+
+    return [
+        event("customer.created", 0, id=customer, metadata=metadata, email=None, name=None),
+        event("product.created", 0, id=product),
+        event("price.created", 1, id=price, product=product),
+        event(
+            "checkout.session.completed",
+            2,
+            id=f"cs_test_Local{n:05d}",
+            customer=customer,
+            subscription=subscription,
+        ),
+        event(
+            "customer.subscription.created",
+            2,
+            id=subscription,
+            customer=customer,
+            status="incomplete",
+            metadata={"crm_account_id": metadata["crm_account_id"]},
+        ),
+        event("invoice.created", 2, id=invoice, customer=customer, subscription=subscription, status="draft"),
+        event(
+            "invoice.finalized", 3, id=invoice, customer=customer, subscription=subscription, status="open"
+        ),
+        event("payment_intent.succeeded", 3, id=intent, customer=customer, status="succeeded"),
+        event("charge.succeeded", 3, id=charge, customer=customer, payment_intent=intent),
+        event("invoice.paid", 4, id=invoice, customer=customer, subscription=subscription, status="paid"),
+        event(
+            "customer.subscription.updated",
+            4,
+            id=subscription,
+            customer=customer,
+            status="active",
+            metadata={"crm_account_id": metadata["crm_account_id"]},
+            previous_attributes={"status": "incomplete"},
+        ),
+        event("charge.refunded", 50, id=charge, customer=customer, payment_intent=intent, refunded=True),
+        event("refund.created", 50, id=refund, charge=charge, payment_intent=intent),
+        event("charge.dispute.created", 60, id=dispute, charge=charge, payment_intent=intent),
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,17 @@ def decode_body(body: bytes) -> dict[str, Any]:
     return result
 
 
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: give JSON callers ints (amounts are integers in Stripe)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _is_conditional_failure(error: Exception) -> bool:
     code = getattr(error, "response", {}).get("Error", {}).get("Code")
     return bool(code == "ConditionalCheckFailedException")
@@ -82,7 +94,7 @@ class ObjectStore:
         return {k: self._serializer.serialize(v) for k, v in values.items() if v is not None and v != ""}
 
     def _from_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {k: self._deserializer.deserialize(v) for k, v in item.items()}
+        return {k: _plain(self._deserializer.deserialize(v)) for k, v in item.items()}
 
     # -- writes -------------------------------------------------------------------------------
     def seen_events(self, event_ids: Iterable[str]) -> set[str]:

@@ -1,0 +1,88 @@
+"""Local mode started in a subprocess on free ports, driven over real HTTP like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+T = TypeVar("T")
+
+
+@dataclass
+class LocalStack:
+    process: subprocess.Popen[str]
+    state_dir: Path
+    outputs: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.outputs["aws_endpoint_url"],
+            region_name=self.outputs["region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stripe_middleware.cli", "--state-dir", str(self.state_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def start_local(state_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(name, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stripe_middleware.cli", "--state-dir", str(state_dir), "local", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.3) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir = tmp_path_factory.mktemp("local")
+    process = start_local(state_dir, "--port", "0")
+    outputs_file = state_dir / "outputs.json"
+    try:
+        eventually(lambda: outputs_file.exists() or process.poll() is not None, timeout=180)
+        if process.poll() is not None:
+            raise RuntimeError(f"local mode exited early:\n{process.stdout.read() if process.stdout else ''}")
+        stack = LocalStack(process, state_dir, json.loads(outputs_file.read_text()))
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
