@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from stripe_middleware.models import StoredObject
