@@ -1,18 +1,32 @@
 """A Stripe-compatible HTTP server on 127.0.0.1 for tests: the real Stripe SDK talks to it over HTTP.
 
-It serves objects put into `objects` by path (`/v1/customers/cus_123`), records every request, and can
-be told to fail the next requests with a given status.
+- GET serves objects put into `objects` by path (`/v1/customers/cus_123`).
+- POST to a list path creates an object (`/v1/customers` -> `cus_...`); POST to an object path updates it.
+- Like Stripe, a repeated `Idempotency-Key` replays the first answer instead of acting twice.
+- `rate_limit` (requests/s, token bucket with that burst) answers 429 beyond it, as Stripe does.
+- `fail_next` answers the next requests with injected statuses (500, or 409 "lock_timeout").
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
+
+PREFIXES = {
+    "customers": "cus",
+    "refunds": "re",
+    "payment_intents": "pi",
+    "subscriptions": "sub",
+    "invoices": "in",
+}
 
 
 @dataclass
@@ -20,6 +34,9 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+    status: int = 0
+    at: float = 0.0
 
 
 @dataclass
@@ -27,38 +44,147 @@ class FakeStripe:
     url: str = ""
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
-    fail_next: list[int] = field(default_factory=list)  # statuses to answer with, in order
+    fail_next: list[int | str] = field(default_factory=list)  # 500, 503, "lock_timeout", 402 ...
+    rate_limit: float | None = None
+    created: list[str] = field(default_factory=list)  # ids of objects really created (not replays)
+    _replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    _tokens: float = 0.0
+    _refilled: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_token(self) -> bool:
+        if self.rate_limit is None:
+            return True
+        now = time.monotonic()
+        if not self._refilled:
+            self._tokens, self._refilled = self.rate_limit, now
+        self._tokens = min(self.rate_limit, self._tokens + (now - self._refilled) * self.rate_limit)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def successful_posts(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.status == 200]
+
+
+def _error(kind: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    if kind == "lock_timeout":
+        body = {
+            "error": {"type": "invalid_request_error", "code": "lock_timeout", "message": "Object locked"}
+        }
+        return 409, body, {"Stripe-Should-Retry": "true"}
+    if kind == 402:
+        body = {
+            "error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}
+        }
+        return 402, body, {"Stripe-Should-Retry": "false"}
+    return int(kind), {"error": {"type": "api_error", "message": f"injected {kind}"}}, {}
 
 
 def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
+        def _answer(
+            self, record: RecordedRequest, status: int, body: dict[str, Any], headers: dict[str, str]
+        ) -> None:
+            record.status = status
             raw = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.send_header("Request-Id", f"req_fake_{len(state.requests)}")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(raw)
 
-        def do_GET(self) -> None:
-            state.requests.append(
-                RecordedRequest("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
-            )
-            if state.fail_next:
-                status = state.fail_next.pop(0)
-                self._answer(status, {"error": {"type": "api_error", "message": f"injected {status}"}})
-                return
-            obj = state.objects.get(self.path.split("?", 1)[0])
+        def _handle(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            params = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
+            path = self.path.split("?", 1)[0]
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            record = RecordedRequest(method, path, headers, params, at=time.monotonic())
+            with state.lock:
+                state.requests.append(record)
+                if not state.take_token():
+                    self._answer(
+                        record,
+                        429,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "rate_limit",
+                                "message": "Too many requests",
+                            }
+                        },
+                        {},
+                    )
+                    return
+                if state.fail_next:
+                    status, body, extra = _error(state.fail_next.pop(0))
+                    self._answer(record, status, body, extra)
+                    return
+                key = headers.get("idempotency-key")
+                if method == "POST" and key and key in state._replays:
+                    status, body = state._replays[key]
+                    self._answer(record, status, body, {"Idempotent-Replayed": "true"})
+                    return
+                status, body = self._act(method, path, params)
+                if method == "POST" and key:
+                    state._replays[key] = (status, body)
+            self._answer(record, status, body, {})
+
+        def _act(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            parts = path.strip("/").split("/")  # v1, resource, [id], [action]
+            if method == "GET":
+                obj = state.objects.get(path)
+                return (
+                    (200, obj)
+                    if obj
+                    else (404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
+                )
+            if len(parts) == 2:
+                resource = parts[1]
+                object_id = f"{PREFIXES.get(resource, 'obj')}_{secrets.token_hex(7)}"
+                obj = {"id": object_id, "object": resource.rstrip("s"), **_unflatten(params)}
+                state.objects[f"/v1/{resource}/{object_id}"] = obj
+                state.created.append(object_id)
+                return 200, obj
+            base = "/" + "/".join(parts[:3])
+            obj = state.objects.get(base)
             if obj is None:
-                self._answer(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            if len(parts) == 4 and parts[3] == "pay":
+                obj["status"] = "paid"
             else:
-                self._answer(200, obj)
+                obj.update(_unflatten(params))
+            return 200, obj
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
 
     return Handler
+
+
+def _unflatten(params: dict[str, str]) -> dict[str, Any]:
+    """`metadata[erp_id]=x` -> {"metadata": {"erp_id": "x"}} (one level, enough for the tests)."""
+    result: dict[str, Any] = {}
+    for key, value in params.items():
+        if "[" in key:
+            outer, inner = key.split("[", 1)
+            result.setdefault(outer, {})[inner.rstrip("]")] = value
+        else:
+            result[key] = value
+    return result
 
 
 @contextmanager

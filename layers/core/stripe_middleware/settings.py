@@ -69,3 +69,26 @@ class ProcessorSettings:
             stripe_api_key_secret_id=env.get("STRIPE_API_KEY_SECRET_ID", "").strip() or None,
             stripe_api_base=env.get("STRIPE_API_BASE", "").strip() or None,
         )
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    table_name: str
+    commands_queue_url: str
+    commands_dead_letter_queue_url: str
+    event_bus_name: str
+    stripe_api_version: str
+    stripe_api_key_secret_id: str
+    stripe_api_base: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
+        return cls(
+            table_name=_required(env, "TABLE_NAME"),
+            commands_queue_url=_required(env, "COMMANDS_QUEUE_URL"),
+            commands_dead_letter_queue_url=_required(env, "COMMANDS_DLQ_URL"),
+            event_bus_name=_required(env, "EVENT_BUS_NAME"),
+            stripe_api_version=_required(env, "STRIPE_API_VERSION"),
+            stripe_api_key_secret_id=_required(env, "STRIPE_API_KEY_SECRET_ID"),
+            stripe_api_base=env.get("STRIPE_API_BASE", "").strip() or None,
+        )

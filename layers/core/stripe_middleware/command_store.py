@@ -1,0 +1,60 @@
+"""DynamoDB adapter for command records (`CMD#{command_id}` in the store table)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stripe_middleware.commands import Command
+from stripe_middleware.table_schema import PARTITION_KEY, SORT_KEY
+
+
+class CommandStoreUnavailableError(Exception):
+    pass
+
+
+def _key(command_id: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": f"CMD#{command_id}"}, SORT_KEY: {"S": "CMD"}}
+
+
+class CommandStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def create(self, command: Command) -> Command:
+        """Store a new command; if one with this id exists already, return that one instead."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**_key(command.command_id), "body": {"S": command.model_dump_json()}},
+                ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
+            )
+        except Exception as error:
+            if (
+                getattr(error, "response", {}).get("Error", {}).get("Code")
+                == "ConditionalCheckFailedException"
+            ):
+                existing = self.get(command.command_id)
+                if existing is not None:
+                    return existing
+            raise CommandStoreUnavailableError(f"PutItem failed: {type(error).__name__}") from error
+        return command
+
+    def save(self, command: Command) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**_key(command.command_id), "body": {"S": command.model_dump_json()}},
+            )
+        except Exception as error:
+            raise CommandStoreUnavailableError(f"PutItem failed: {type(error).__name__}") from error
+
+    def get(self, command_id: str) -> Command | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=_key(command_id), ConsistentRead=True
+            ).get("Item")
+        except Exception as error:
+            raise CommandStoreUnavailableError(f"GetItem failed: {type(error).__name__}") from error
+        return Command.model_validate(json.loads(item["body"]["S"])) if item else None
