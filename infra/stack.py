@@ -11,14 +11,16 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.durable_queue import DurableQueue
+from infra.constructs.gateway import CommandGateway
 from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
-from infra.constructs.lambda_code import METADATA_SCHEMA, shared_layer
+from infra.constructs.lambda_code import GATEWAY_CONFIG, METADATA_SCHEMA, shared_layer
 from infra.constructs.partner_source import StripePartnerEventSource
 from infra.constructs.processing import EventProcessor
 from infra.constructs.read_api import ReadApi
 from infra.constructs.routing import EventRouting
 from infra.constructs.store import ObjectStoreTable
 from infra.nag import acknowledge
+from stripe_middleware.commands import load_gateway_config
 from stripe_middleware.metadata_schema import load_metadata_schema
 
 # The processor's timeout; SQS visibility is six times it, as AWS advises for Lambda event sources.
@@ -38,7 +40,9 @@ class StripeMiddlewareStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         stage = options.stage
-        load_metadata_schema(METADATA_SCHEMA)  # a broken schema file fails synth here, not at 3 a.m.
+        # A broken config file fails synth here, not at 3 a.m.
+        load_metadata_schema(METADATA_SCHEMA)
+        load_gateway_config(GATEWAY_CONFIG)
         layer = shared_layer(self, "CoreLayer")
         self.events = DurableQueue(
             self,
@@ -83,6 +87,15 @@ class StripeMiddlewareStack(Stack):
             stripe_read_key=stripe_read_key,
         )
         self.read_api = ReadApi(self, "Read", stage=stage, api=self.api, layer=layer, table=self.store.table)
+        self.gateway = CommandGateway(
+            self,
+            "Gateway",
+            stage=stage,
+            api=self.api,
+            layer=layer,
+            table=self.store.table,
+            bus=self.routing.bus,
+        )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
             "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",
@@ -93,6 +106,9 @@ class StripeMiddlewareStack(Stack):
             "EventsDeadLetterQueueUrl": self.events.dead_letter_queue.queue_url,
             "TableName": self.store.table.table_name,
             "EventBusName": self.routing.bus.event_bus_name,
+            "CommandsQueueUrl": self.gateway.commands.queue.queue_url,
+            "CommandsDeadLetterQueueUrl": self.gateway.commands.dead_letter_queue.queue_url,
+            "StripeApiKeySecretArn": self.gateway.stripe_api_key.secret_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -67,6 +67,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         else:
             command_id = (event.get("pathParameters") or {}).get("command_id", "")
             answer = command_status(deps.store, command_id)
+            metrics.add_metric("CommandStatusReads", MetricUnit.Count, 1)
     except CommandStoreUnavailableError:
         logger.exception("command store unavailable")
         answer = Answer(503, {"error": "store_unavailable", "message": "retry later"})

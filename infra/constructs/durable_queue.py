@@ -13,7 +13,13 @@ SQS_MAX_MESSAGE_BYTES = 1_048_576
 
 class DurableQueue(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: StageConfig, visibility_timeout: Duration
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        visibility_timeout: Duration,
+        max_receive_count: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -35,6 +41,6 @@ class DurableQueue(Construct):
             max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
             removal_policy=stage.removal_policy,
             dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=stage.max_receive_count
+                queue=self.dead_letter_queue, max_receive_count=max_receive_count or stage.max_receive_count
             ),
         )

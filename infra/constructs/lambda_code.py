@@ -21,8 +21,10 @@ from constructs import Construct
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 METADATA_SCHEMA = ROOT / "config" / "metadata_schema.yaml"
+GATEWAY_CONFIG = ROOT / "config" / "gateway.yaml"
 # Where the layer puts the schema inside the function (layers are mounted at /opt).
 PACKAGED_METADATA_SCHEMA = "/opt/python/stripe_middleware/metadata_schema.yaml"
+PACKAGED_GATEWAY_CONFIG = "/opt/python/stripe_middleware/gateway.yaml"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
@@ -77,12 +79,15 @@ class _PipLayerBundler:
             ignore=shutil.ignore_patterns("__pycache__", "local", "cli.py"),  # local mode stays local
         )
         shutil.copy(METADATA_SCHEMA, target / "stripe_middleware" / "metadata_schema.yaml")
+        shutil.copy(GATEWAY_CONFIG, target / "stripe_middleware" / "gateway.yaml")
         return True
 
 
 def _layer_hash() -> str:
     """The layer changes when our library or the locked dependencies change."""
-    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes() + METADATA_SCHEMA.read_bytes())
+    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes())
+    for config in (METADATA_SCHEMA, GATEWAY_CONFIG):
+        digest.update(config.read_bytes())
     for path in sorted((ROOT / "layers").rglob("*.py")):
         digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     return digest.hexdigest()

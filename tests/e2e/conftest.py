@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
+from tests.fakes.stripe_server import FakeStripe, fake_stripe
+
 T = TypeVar("T")
 
 
@@ -24,6 +26,7 @@ class LocalStack:
     process: subprocess.Popen[str]
     state_dir: Path
     outputs: dict[str, Any]
+    stripe: FakeStripe
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -44,8 +47,10 @@ class LocalStack:
         )
 
 
-def start_local(state_dir: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+def start_local(
+    state_dir: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", **(env_extra or {})}
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         env.pop(name, None)
     return subprocess.Popen(
@@ -69,15 +74,28 @@ def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: f
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fake_stripe_api() -> Iterator[FakeStripe]:
+    with fake_stripe() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def local_stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_stripe_api: FakeStripe
+) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("local")
-    process = start_local(state_dir, "--port", "0")
+    process = start_local(
+        state_dir,
+        "--port",
+        "0",
+        env_extra={"STRIPE_API_KEY": "rk_test_e2e", "STRIPE_API_BASE": fake_stripe_api.url},
+    )
     outputs_file = state_dir / "outputs.json"
     try:
         eventually(lambda: outputs_file.exists() or process.poll() is not None, timeout=180)
         if process.poll() is not None:
             raise RuntimeError(f"local mode exited early:\n{process.stdout.read() if process.stdout else ''}")
-        stack = LocalStack(process, state_dir, json.loads(outputs_file.read_text()))
+        stack = LocalStack(process, state_dir, json.loads(outputs_file.read_text()), fake_stripe_api)
         yield stack
     finally:
         if process.poll() is None:

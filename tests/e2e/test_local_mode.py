@@ -156,3 +156,31 @@ def test_ctrl_c_stops_cleanly(tmp_path: Any) -> None:
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "stopped." in output and "Traceback" not in output
+
+
+def test_command_goes_through_the_gateway_to_stripe(local_stack: LocalStack) -> None:
+    body = json.dumps(
+        {
+            "operation": "customers.create",
+            "params": {
+                "name": "Acme",
+                "metadata": {"erp_id": "NS-4242", "crm_account_id": "001A00000abcDEF"},
+            },
+        }
+    )
+    request = urllib.request.Request(
+        f"{local_stack.outputs['api_url']}/v1/commands",
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        command_id = json.loads(response.read())["command_id"]
+    record = eventually(
+        lambda: (r := get(local_stack, f"/v1/commands/{command_id}"))[1].get("status") == "succeeded" and r[1]
+    )
+    assert record["result"]["name"] == "Acme" and record["attempts"] == 1
+    posts = [r for r in local_stack.stripe.requests if r.method == "POST"]
+    assert posts[-1].headers["authorization"] == "Bearer rk_test_e2e"
+    assert posts[-1].headers["idempotency-key"] == f"stripe-middleware-{command_id}"

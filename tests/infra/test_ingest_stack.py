@@ -14,7 +14,7 @@ def test_events_queue_is_encrypted_tls_only_with_dlq_and_visibility_sized_to_the
     dev: Synthesized,
 ) -> None:
     queues = dev.resources("AWS::SQS::Queue")
-    main = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    main = [q for name, q in queues.items() if name.startswith("EventsQueue")]
     assert len(main) == 1
     props = main[0]["Properties"]
     assert props["RedrivePolicy"]["maxReceiveCount"] == STAGES["dev"].max_receive_count
@@ -88,7 +88,9 @@ def test_ingest_reads_only_its_secrets_and_sends_only_to_the_events_queue(dev: S
         if statement["Resource"] == "*":
             assert all(a.startswith("xray:") for a in actions), statement
         assert not any(a.endswith(":*") for a in actions), statement
-    assert len(dev.resources("AWS::SecretsManager::Secret")) == 2
+    assert (
+        len(dev.resources("AWS::SecretsManager::Secret")) == 3
+    )  # two webhook secrets, the gateway's API key
     assert not dev.resources("AWS::IAM::ManagedPolicy")
     for role in dev.resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]

@@ -109,7 +109,7 @@ def test_processor_and_read_api_have_exactly_the_dynamodb_calls_they_make(dev: S
         f
         for f in dev.resources("AWS::Lambda::Function").values()
         if set(f["Properties"]["Environment"]["Variables"]) >= {"TABLE_NAME"}
-        and "EVENT_BUS_NAME" not in f["Properties"]["Environment"]["Variables"]
+        and not {"EVENT_BUS_NAME", "COMMANDS_QUEUE_URL"} & set(f["Properties"]["Environment"]["Variables"])
     ]
     assert [dynamodb_actions(f) for f in readers] == [{"dynamodb:Query"}]
     put_events = [s for s in policy_statements_of(dev, processor) if s["Action"] == "events:PutEvents"]

@@ -116,7 +116,8 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
             k: str(local.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
         name = environment["POWERTOOLS_SERVICE_NAME"].removeprefix(SERVICE_PREFIX)
-        environment.pop("METADATA_SCHEMA_PATH", None)  # the layer path; locally the repository's file is used
+        # Paths inside the layer (/opt/...): locally the repository's config files are used.
+        environment = {k: v for k, v in environment.items() if not v.startswith("/opt/")}
         local.functions[logical_id] = LocalFunction(logical_id, name, environment)
         local.values[logical_id] = {"Ref": logical_id, "Arn": logical_id}
 

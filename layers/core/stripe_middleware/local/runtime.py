@@ -194,6 +194,14 @@ class LocalPipeline:
         clients["secretsmanager"].put_secret_value(
             SecretId=outputs["ConnectWebhookSecretArn"], SecretString=self.connect_webhook_secret
         )
+        # The gateway (and refetches) talk to Stripe with STRIPE_API_KEY, at STRIPE_API_BASE when set.
+        stripe_key = os.environ.get("STRIPE_API_KEY") or "sk_test_local_unset"
+        clients["secretsmanager"].put_secret_value(
+            SecretId=outputs["StripeApiKeySecretArn"], SecretString=stripe_key
+        )
+        if os.environ.get("STRIPE_API_BASE"):
+            for function in self.resources.functions.values():
+                function.environment["STRIPE_API_BASE"] = os.environ["STRIPE_API_BASE"]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir / "functions.log"
         self._log = self.log_path.open("a", buffering=1)
@@ -220,6 +228,8 @@ class LocalPipeline:
             "table_name": outputs["TableName"],
             "events_queue_url": outputs["EventsQueueUrl"],
             "events_dead_letter_queue_url": outputs["EventsDeadLetterQueueUrl"],
+            "commands_queue_url": outputs["CommandsQueueUrl"],
+            "commands_dead_letter_queue_url": outputs["CommandsDeadLetterQueueUrl"],
             "webhook_secret": self.webhook_secret,
             "connect_webhook_secret": self.connect_webhook_secret,
             "function_log": str(self.log_path),
