@@ -17,6 +17,7 @@ help:
 	@echo "make local   run the whole pipeline on this machine (no AWS account)"
 	@echo "make test    lint + types + every test (unit, integration, infra, e2e)"
 	@echo "make synth   cdk synth + cfn-lint for $(STAGES);  make deploy STAGE=dev"
+	@echo "make bench   hot paths against references (bench/results.json);  make soak   10,000 events with faults"
 
 .venv/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
@@ -59,3 +60,11 @@ deploy: install
 .PHONY: local
 local: install
 	stripe-middleware local $(if $(PORT),--port $(PORT))
+
+.PHONY: bench
+bench: install
+	python -m bench
+
+.PHONY: soak
+soak: install
+	python -m bench.soak --events 10000

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto import mock_aws
+
 from stripe_middleware.commands import load_gateway_config
 from stripe_middleware.rate_limit import WINDOW_SECONDS, RateLimiter
 from stripe_middleware.table_schema import create_table_request

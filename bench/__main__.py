@@ -1,0 +1,93 @@
+"""`make bench`: the hot paths against references measured in the same run; writes bench/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from bench import cost, gateway_bench, ingest_bench, processor_bench
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test, not a measurement)")
+    args = parser.parse_args()
+    runs, iterations, unique, commands = (3, 200, 140, 60) if args.quick else (7, 2000, 700, 250)
+    results = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
+        "ingest_cold_start": ingest_bench.cold_start(runs),
+        "ingest_warm_cpu": ingest_bench.warm_cpu(iterations),
+        "processor": processor_bench.run(unique),
+    }
+    results["cost_per_million"] = cost.per_million(results["ingest_warm_cpu"], results["processor"])
+    results["gateway"] = gateway_bench.run(commands)
+    Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+    return 0
+
+
+def table(r: dict) -> str:  # type: ignore[type-arg]
+    cold, warm, proc, costs, gw = (
+        r[k] for k in ("ingest_cold_start", "ingest_warm_cpu", "processor", "cost_per_million", "gateway")
+    )
+    rows = [
+        (
+            "1 ingest cold start (median)",
+            f"{cold['ours_ms']} ms; floor {cold['floor_ms']}, naive {cold['naive_ms']}",
+            f"floor + {cold['ours_minus_floor_ms']} ms; {cold['ours_over_naive']}x naive",
+            cold["met"],
+        ),
+        *(
+            (
+                f"2 ingest warm CPU {size}",
+                f"{warm[size]['ours_ms']} ms; floor {warm[size]['floor_ms']}",
+                f"floor + {warm[size]['ours_minus_floor_ms']} ms",
+                warm[size]["met"],
+            )
+            for size in ("2KB", "50KB")
+        ),
+        (
+            "3 processor API calls / unique event",
+            f"{proc['ours']['api_calls_per_unique_event']}; naive {proc['naive']['api_calls_per_unique_event']}",
+            f"{proc['calls_ratio_ours_over_naive']}x naive",
+            proc["met"],
+        ),
+        (
+            "3 processor write units / unique event",
+            f"{proc['ours']['dynamodb_write_units_per_unique_event']}; naive {proc['naive']['dynamodb_write_units_per_unique_event']}",
+            "",
+            None,
+        ),
+        (
+            "3 processor CPU / unique event (incl. moto)",
+            f"{proc['ours']['cpu_ms_per_unique_event']} ms; naive {proc['naive']['cpu_ms_per_unique_event']} ms",
+            f"{proc['cpu_ratio_ours_over_naive']}x naive",
+            None,
+        ),
+        (
+            "4 cost per million events",
+            f"${costs['total_usd_per_million']}",
+            f"Hookdeck ${costs['anchors_usd_per_million']['Hookdeck']}, Svix ${costs['anchors_usd_per_million']['Svix (overage)']}",
+            costs["met"],
+        ),
+        (
+            "5 gateway throughput / limit",
+            f"{gw['achieved_per_second']} of {gw['limit_per_second']} req/s",
+            f"{gw['throughput_over_limit']}; failed {gw['failed_commands']}, duplicates {gw['duplicate_creations']}",
+            gw["met"],
+        ),
+    ]
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'measure':<{width}} | result | versus reference | target met", "-" * (width + 60)]
+    for name, result, versus, met in rows:
+        verdict = "-" if met is None else ("yes" if met else "NO")
+        lines.append(f"{name:<{width}} | {result} | {versus} | {verdict}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,320 @@
+"""`make soak`: thousands of deliveries through local mode with faults injected; proves "nothing lost".
+
+Deliveries are built from the real fixtures: 30 % duplicates, shuffled (lifecycle events share seconds),
+2 % bad signatures, 1 % expired timestamps, 1 % malformed bodies, a few oversized invoices, a few poison
+messages straight into the queue. Faults, 5 % each: DynamoDB throttling (answered at the HTTP level, so
+the SDK's retry meets it), partial PutEvents failure, processor crash mid-batch (after the store write,
+before publication). Exit code 0 only when every assertion holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.measure import ROOT
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+CARD = re.compile(r"\b\d{15,16}\b")  # card numbers (timestamps in ms are 13 digits)
+POISON = ['{"poison": 1}', "not json at all", '{"id": "evt_poison", "object": "event"}']
+
+
+def luhn(number: str) -> bool:
+    digits = [int(d) for d in number[::-1]]
+    return sum(digits[0::2] + [sum(divmod(2 * d, 10)) for d in digits[1::2]]) % 10 == 0
+
+
+def build_deliveries(
+    total: int, rng: random.Random
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    from events import billing_lifecycle, stripe_event, stripe_object
+
+    valid_share = 1 - 0.02 - 0.01 - 0.01
+    unique_target = int(total * valid_share * 0.7)
+    unique: list[dict[str, Any]] = []
+    n = 0
+    while len(unique) < unique_target:
+        lifecycle = billing_lifecycle(n)
+        # Personal data and a card number in the payloads, which must never reach a log line.
+        lifecycle[0]["data"]["object"]["email"] = f"customer{n}@example.com"
+        lifecycle[8]["data"]["object"]["description"] = "card 4242424242424242"
+        unique.extend(lifecycle)
+        n += 1
+    for i in range(3):  # oversized invoices
+        invoice = stripe_object("invoice", id=f"in_Big{i}")
+        invoice["lines"]["data"] = [
+            {"id": f"il_{i}_{j}", "object": "line_item", "amount": j, "description": f"seat {j}"}
+            for j in range(1500)
+        ]
+        unique.append(stripe_event("invoice.finalized", obj=invoice))
+    valid = {e["id"]: e for e in unique}
+    deliveries = [{"kind": "valid", "event": e} for e in unique]
+    deliveries += [
+        {"kind": "valid", "event": rng.choice(unique)} for _ in range(int(len(unique) * 0.3 / 0.7))
+    ]
+    for kind, share in (("bad_signature", 0.02), ("expired", 0.01), ("malformed", 0.01)):
+        deliveries += [
+            {"kind": kind, "event": stripe_event("charge.succeeded", id=f"ch_Invalid{kind}{i}")}
+            for i in range(int(total * share))
+        ]
+    rng.shuffle(deliveries)
+    return deliveries, valid
+
+
+def inject_faults(rng: random.Random, rate: float) -> Counter[str]:
+    from botocore.awsrequest import AWSResponse
+
+    from functions.processor import handler as processor
+
+    injected: Counter[str] = Counter()
+    deps = processor.dependencies()
+    lock = threading.Lock()
+
+    def throttle(request: Any, **kwargs: Any) -> AWSResponse | None:
+        with lock:
+            hit = rng.random() < rate
+        if not hit:
+            return None
+        injected["dynamodb_throttle"] += 1
+        body = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "injected by the soak",
+            }
+        ).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+
+    deps.store._client.meta.events.register("before-send.dynamodb.PutItem", throttle)
+    real_put_events = deps.publisher._client.put_events
+
+    def partial_put_events(Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        with lock:
+            failing = [rng.random() < rate for _ in Entries]
+        kept = [e for e, fail in zip(Entries, failing, strict=True) if not fail]
+        sent = iter(real_put_events(Entries=kept)["Entries"] if kept else [])
+        injected["put_events_entry_failure"] += sum(failing)
+        entries = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if fail else next(sent)
+            for fail in failing
+        ]
+        return {"FailedEntryCount": sum(failing), "Entries": entries}
+
+    deps.publisher._client.put_events = partial_put_events
+    real_publish = deps.publisher.publish
+
+    def crashing_publish(publications: Any) -> Any:
+        with lock:
+            crash = rng.random() < rate
+        if crash:
+            injected["crash_mid_batch"] += 1
+            raise RuntimeError("injected crash after the store write, before publication")
+        return real_publish(publications)
+
+    deps.publisher.publish = crashing_publish  # type: ignore[method-assign]
+    return injected
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self._body
+
+    def read(self, *args: Any) -> bytes:
+        return self._body
+
+
+def deliver(url: str, secret: str, delivery: dict[str, Any]) -> tuple[str, int]:
+    from stripe_middleware.signature import compute_signature
+
+    body = json.dumps(delivery["event"]).encode()
+    timestamp = int(time.time()) - (3600 if delivery["kind"] == "expired" else 0)
+    if delivery["kind"] == "malformed":
+        body = body[: len(body) // 2]
+    key = "whsec_wrong" if delivery["kind"] == "bad_signature" else secret
+    signature = f"t={timestamp},v1={compute_signature(body, key, timestamp)}"
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Stripe-Signature": signature})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return delivery["kind"], response.status
+    except urllib.error.HTTPError as error:
+        return delivery["kind"], error.code
+
+
+def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
+    sys.path[:0] = [str(Path(ROOT) / "layers/core"), ROOT]
+    import logging
+
+    from stripe_middleware.local.runtime import LocalPipeline
+    from stripe_middleware.models import StripeEvent
+    from stripe_middleware.normalize import object_identity, order_key
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    rng = random.Random(seed)
+    state = Path(tempfile.mkdtemp(prefix="soak-"))
+    console = sys.stdout
+    pipeline = LocalPipeline(port=0, state_dir=state, console=console, quiet=True)
+    outputs = pipeline.start()
+    try:
+        sqs, events = pipeline.clients["sqs"], pipeline.clients["events"]
+        capture = sqs.create_queue(QueueName="soak-capture")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name="soak",
+            EventBusName=outputs["event_bus_name"],
+            EventPattern=json.dumps({"source": ["stripe-middleware"]}),
+        )
+        events.put_targets(
+            Rule="soak", EventBusName=outputs["event_bus_name"], Targets=[{"Id": "c", "Arn": arn}]
+        )
+        injected = inject_faults(rng, fault_rate)
+        deliveries, valid = build_deliveries(total, rng)
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(
+                pool.map(lambda d: deliver(outputs["webhook_url"], outputs["webhook_secret"], d), deliveries)
+            )
+        sent = time.monotonic() - started
+        for body in POISON:
+            sqs.send_message(QueueUrl=outputs["events_queue_url"], MessageBody=body)
+        _wait_until_drained(sqs, outputs["events_queue_url"])
+        elapsed = time.monotonic() - started
+        published = _drain(sqs, capture)
+        dead = _drain(sqs, outputs["events_dead_letter_queue_url"], raw=True)
+        store = _store(pipeline)
+    finally:
+        pipeline.stop()
+
+    statuses: dict[str, Counter[int]] = defaultdict(Counter)
+    for kind, status in answers:
+        statuses[kind][status] += 1
+    counts = Counter(
+        p["detail"]["id"]
+        for p in published
+        if p["detail-type"].count(".")
+        and "id" in p["detail"]
+        and not p["detail-type"].startswith("stripe-middleware.")
+    )
+    lost = [i for i in valid if counts[i] == 0]
+    invalid_ids = {d["event"]["id"] for d in deliveries if d["kind"] != "valid"}
+    invalid_enqueued = [i for i in invalid_ids if counts[i] or i in store["events"]]
+    newest: dict[tuple[str, str], str] = {}
+    for event in valid.values():
+        parsed = StripeEvent.model_validate(event)
+        identity = object_identity(parsed.data.object)
+        key = order_key(parsed)
+        newest[identity] = max(newest.get(identity, ""), key)
+    regressed = [k for k, key in newest.items() if store["objects"].get(k) != key]
+    log_text = Path(outputs["function_log"]).read_text()
+    leaks = {
+        "webhook_secret": outputs["webhook_secret"] in log_text,
+        "api_key": bool(re.search(r"\b[sr]k_(live|test)_[A-Za-z0-9]+", log_text)),
+        "email": sorted(set(EMAIL.findall(log_text)))[:3],
+        "card_number": [n for n in CARD.findall(log_text) if luhn(n)][:3],
+    }
+    extra = sum(c - 1 for c in counts.values() if c > 1)
+    report = {
+        "deliveries": len(deliveries),
+        "unique_valid_events": len(valid),
+        "answers": {k: dict(v) for k, v in statuses.items()},
+        "faults_injected": dict(injected),
+        "seconds": round(elapsed, 1),
+        "sending_seconds": round(sent, 1),
+        "lost_valid_events": len(lost),
+        "objects_regressed": len(regressed),
+        "publications_per_unique_event": round(sum(counts[i] for i in valid) / len(valid), 4),
+        "extra_publications_at_least_once": extra,
+        "invalid_requests_enqueued": len(invalid_enqueued),
+        "dlq_messages": len(dead),
+        "dlq_only_poison": sorted(dead) == sorted(POISON),
+        "log_leaks": leaks,
+    }
+    checks = {
+        "0 valid events lost": not lost,
+        "0 objects regressed": not regressed,
+        "every valid answer 200": set(statuses["valid"]) == {200},
+        "every invalid answer 400": all(
+            set(statuses[k]) == {400} for k in ("bad_signature", "expired", "malformed")
+        ),
+        "0 invalid requests enqueued": not invalid_enqueued,
+        "DLQ holds only the poison messages": report["dlq_only_poison"],
+        "no secret, key, e-mail or card number in logs": not any(leaks.values()),
+    }
+    report["checks"] = checks
+    print(json.dumps(report, indent=2))
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return 0 if all(checks.values()) else 1
+
+
+def _wait_until_drained(sqs: Any, queue_url: str, quiet_seconds: float = 4.0, timeout: float = 1800) -> None:
+    deadline, quiet_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        busy = int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > quiet_seconds:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the events queue did not drain")
+
+
+def _drain(sqs: Any, url: str, raw: bool = False) -> list[Any]:
+    found: list[Any] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            found.append(message["Body"] if raw else json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def _store(pipeline: Any) -> dict[str, Any]:
+    dynamodb = pipeline.clients["dynamodb"]
+    table = pipeline.outputs["table_name"]
+    objects: dict[tuple[str, str], str] = {}
+    event_ids: set[str] = set()
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table, ProjectionExpression="pk, order_key, object_type, object_id"
+    ):
+        for item in page["Items"]:
+            pk = item["pk"]["S"]
+            if pk.startswith("EVT#"):
+                event_ids.add(pk[4:])
+            elif pk.startswith("OBJ#"):
+                objects[(item["object_type"]["S"], item["object_id"]["S"])] = item["order_key"]["S"]
+    return {"objects": objects, "events": event_ids}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak")
+    parser.add_argument("--events", type=int, default=10_000, help="deliveries to send")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    return run(args.events, args.seed)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
