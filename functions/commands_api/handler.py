@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 
-from stripe_middleware import apigw
+from stripe_middleware import apigw, aws
 from stripe_middleware.command_api import command_status, submit_command
 from stripe_middleware.command_store import CommandStore, CommandStoreUnavailableError
 from stripe_middleware.commands import GatewayConfig, load_gateway_config
@@ -21,7 +19,6 @@ from stripe_middleware.read_api import Answer
 
 logger = Logger()
 metrics = Metrics()
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 @dataclass(frozen=True)
@@ -36,8 +33,8 @@ class Dependencies:
 @cache
 def dependencies() -> Dependencies:
     return Dependencies(
-        store=CommandStore(boto3.client("dynamodb", config=AWS_CONFIG), os.environ["TABLE_NAME"]),
-        sqs=boto3.client("sqs", config=AWS_CONFIG),
+        store=CommandStore(aws.client("dynamodb"), os.environ["TABLE_NAME"]),
+        sqs=aws.client("sqs"),
         queue_url=os.environ["COMMANDS_QUEUE_URL"],
         config=load_gateway_config(),
         schema=load_metadata_schema(),

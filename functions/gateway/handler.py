@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
 import stripe
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 
+from stripe_middleware import aws
 from stripe_middleware.command_store import CommandStore
 from stripe_middleware.commands import GatewayConfig, load_gateway_config
 from stripe_middleware.gateway import is_live, run_command
@@ -24,7 +23,6 @@ from stripe_middleware.stripe_api import make_stripe_client
 
 logger = Logger()
 metrics = Metrics()
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 @dataclass(frozen=True)
@@ -43,10 +41,8 @@ class Dependencies:
 @cache
 def dependencies() -> Dependencies:
     settings = GatewaySettings.from_env()
-    dynamodb = boto3.client("dynamodb", config=AWS_CONFIG)
-    api_key = read_secret(
-        boto3.client("secretsmanager", config=AWS_CONFIG), settings.stripe_api_key_secret_id
-    )
+    dynamodb = aws.client("dynamodb")
+    api_key = read_secret(aws.client("secretsmanager"), settings.stripe_api_key_secret_id)
     return Dependencies(
         settings=settings,
         store=CommandStore(dynamodb, settings.table_name),
@@ -60,8 +56,8 @@ def dependencies() -> Dependencies:
             max_network_retries=0,
         ),
         livemode=is_live(api_key),
-        publisher=EventPublisher(boto3.client("events", config=AWS_CONFIG), settings.event_bus_name),
-        sqs=boto3.client("sqs", config=AWS_CONFIG),
+        publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
+        sqs=aws.client("sqs"),
         config=load_gateway_config(),
         schema=load_metadata_schema(),
     )

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from stripe_middleware import apigw
+from stripe_middleware import apigw, aws
 from stripe_middleware.event_queue import EventQueue, NotDurableError
 from stripe_middleware.ingest import RejectedError, Route, WebhookRequest, accept_webhook
 from stripe_middleware.observability import EmfMetrics, JsonLogger
@@ -20,8 +17,6 @@ from stripe_middleware.signature import SignatureError
 
 logger = JsonLogger()
 metrics = EmfMetrics()
-# Fail fast inside API Gateway's 30 s: a slow SQS call becomes a 5xx that Stripe retries.
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 @dataclass(frozen=True)
@@ -36,8 +31,8 @@ def dependencies() -> Dependencies:
     settings = IngestSettings.from_env()
     return Dependencies(
         settings=settings,
-        secrets=SigningSecrets(boto3.client("secretsmanager", config=AWS_CONFIG)),
-        queue=EventQueue(boto3.client("sqs", config=AWS_CONFIG), settings.events_queue_url),
+        secrets=SigningSecrets(aws.client("secretsmanager")),
+        queue=EventQueue(aws.client("sqs"), settings.events_queue_url),
     )
 
 

@@ -8,11 +8,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 
+from stripe_middleware import aws
 from stripe_middleware.metadata_schema import MetadataSchema, load_metadata_schema
 from stripe_middleware.processing import Message, Refetch, process_batch
 from stripe_middleware.publisher import EventPublisher
@@ -23,8 +22,6 @@ from stripe_middleware.stripe_api import StripeObjectFetcher, make_stripe_client
 
 logger = Logger()
 metrics = Metrics()
-# Throttling is retried by the SDK first (adaptive), then by SQS redelivery of the failed message.
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "adaptive", "max_attempts": 6})
 
 
 @dataclass(frozen=True)
@@ -41,15 +38,15 @@ def dependencies() -> Dependencies:
     refetch: Refetch | None = None
     if settings.stripe_api_key_secret_id:
         api_key = read_secret(
-            boto3.client("secretsmanager", config=AWS_CONFIG), settings.stripe_api_key_secret_id
+            aws.client("secretsmanager", aws.QUEUE_CONSUMER), settings.stripe_api_key_secret_id
         )
         client = make_stripe_client(
             api_key, api_version=settings.stripe_api_version, api_base=settings.stripe_api_base
         )
         refetch = StripeObjectFetcher(client)
     return Dependencies(
-        store=ObjectStore(boto3.client("dynamodb", config=AWS_CONFIG), settings.table_name),
-        publisher=EventPublisher(boto3.client("events", config=AWS_CONFIG), settings.event_bus_name),
+        store=ObjectStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), settings.table_name),
+        publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), settings.event_bus_name),
         schema=load_metadata_schema(),
         refetch=refetch,
     )

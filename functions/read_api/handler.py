@@ -6,12 +6,10 @@ import os
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 
-from stripe_middleware import apigw, read_api
+from stripe_middleware import apigw, aws, read_api
 from stripe_middleware.store import ObjectStore, StoreUnavailableError
 
 logger = Logger()
@@ -20,8 +18,7 @@ metrics = Metrics()
 
 @cache
 def store() -> ObjectStore:
-    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-    return ObjectStore(boto3.client("dynamodb", config=config), os.environ["TABLE_NAME"])
+    return ObjectStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
 
 
 @metrics.log_metrics
