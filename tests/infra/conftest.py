@@ -36,6 +36,24 @@ class Synthesized:
         return result
 
 
+def function_with_env(synth: Synthesized, variable: str) -> tuple[str, dict[str, Any]]:
+    return next(
+        (name, f)
+        for name, f in synth.resources("AWS::Lambda::Function").items()
+        if variable in f["Properties"].get("Environment", {}).get("Variables", {})
+    )
+
+
+def policy_statements_of(synth: Synthesized, function: dict[str, Any]) -> list[dict[str, Any]]:
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        s
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
 _cache: dict[str, Synthesized] = {}
 
 

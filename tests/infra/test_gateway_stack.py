@@ -4,8 +4,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synthesized
-from tests.infra.test_processing_stack import function_with_env, policy_statements_of
+from tests.infra.conftest import Synthesized, function_with_env, policy_statements_of
 
 
 def actions(synth: Synthesized, function: dict[str, Any], prefix: str) -> set[str]:

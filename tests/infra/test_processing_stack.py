@@ -13,25 +13,7 @@ from events import DETAIL_SCHEMAS, load_event
 from infra.constructs.subscription import StripeEventSubscription, to_lambda
 from stripe_middleware.metadata_schema import MetadataSchemaError, load_metadata_schema, parse_metadata_schema
 from stripe_middleware.table_schema import create_table_request
-from tests.infra.conftest import Synthesized, synthesized
-
-
-def function_with_env(synth: Synthesized, variable: str) -> tuple[str, dict[str, Any]]:
-    return next(
-        (name, f)
-        for name, f in synth.resources("AWS::Lambda::Function").items()
-        if variable in f["Properties"].get("Environment", {}).get("Variables", {})
-    )
-
-
-def policy_statements_of(synth: Synthesized, function: dict[str, Any]) -> list[dict[str, Any]]:
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [
-        s
-        for p in synth.resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in p["Properties"]["Roles"]
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-    ]
+from tests.infra.conftest import Synthesized, function_with_env, policy_statements_of, synthesized
 
 
 def test_table_matches_the_shared_definition_with_pitr_encryption_and_ttl(dev: Synthesized) -> None:
