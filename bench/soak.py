@@ -163,7 +163,9 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
     from stripe_middleware.normalize import object_identity, order_key
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("stripe_middleware.local.event_source").setLevel(logging.CRITICAL)  # the crashes are ours
+    logging.getLogger("stripe_middleware.local.event_source").setLevel(
+        logging.CRITICAL
+    )  # the crashes are ours
     rng = random.Random(seed)
     state = Path(tempfile.mkdtemp(prefix="soak-"))
     console = sys.stdout
