@@ -68,7 +68,8 @@ def stripe_error(error: stripe.StripeError) -> dict[str, Any]:
 
 def is_retryable(error: stripe.StripeError) -> bool:
     """429, lock_timeout, 5xx and network errors are retried; Stripe-Should-Retry decides when present."""
-    should_retry = (error.headers or {}).get("stripe-should-retry") if error.headers else None
+    headers = {str(k).lower(): v for k, v in (error.headers or {}).items()}  # any HTTP client's casing
+    should_retry = headers.get("stripe-should-retry")
     if should_retry == "false":
         return False
     if should_retry == "true":

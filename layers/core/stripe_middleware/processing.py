@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from stripe_middleware.metadata_schema import MetadataSchema
 from stripe_middleware.models import PublishedDetail, PublishedFlags, StoredObject, StripeEvent
 from stripe_middleware.normalize import normalize, refetch_order_key, same_second
-from stripe_middleware.publisher import Publication, entry_size
+from stripe_middleware.publisher import Publication
 from stripe_middleware.store import ObjectTooLargeError, StoreUnavailableError, UpsertResult
 
 METADATA_VIOLATION = "stripe-middleware.metadata.violation"
@@ -211,5 +211,3 @@ def _fail_all(
         outcome.errors[message.message_id] = reason
     return outcome
 
-
-__all__ = ["BatchOutcome", "Message", "entry_size", "parse_message", "process_batch"]
