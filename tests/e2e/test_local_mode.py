@@ -184,3 +184,28 @@ def test_command_goes_through_the_gateway_to_stripe(local_stack: LocalStack) -> 
     posts = [r for r in local_stack.stripe.requests if r.method == "POST"]
     assert posts[-1].headers["authorization"] == "Bearer rk_test_e2e"
     assert posts[-1].headers["idempotency-key"] == f"stripe-middleware-{command_id}"
+
+
+def test_command_put_on_the_bus_is_executed(local_stack: LocalStack) -> None:
+    events = local_stack.client("events")
+    detail = {
+        "operation": "customers.update",
+        "params": {"id": "cus_bus", "description": "from the bus"},
+        "idempotency_key": "bus-producer-1",
+    }
+    local_stack.stripe.objects["/v1/customers/cus_bus"] = {"id": "cus_bus", "object": "customer"}
+    events.put_events(
+        Entries=[
+            {
+                "Source": "crm",
+                "DetailType": "stripe-middleware.command",
+                "Detail": json.dumps(detail),
+                "EventBusName": local_stack.outputs["event_bus_name"],
+            }
+        ]
+    )
+    eventually(
+        lambda: local_stack.stripe.objects["/v1/customers/cus_bus"].get("description") == "from the bus"
+    )
+    posts = [r for r in local_stack.stripe.requests if r.path == "/v1/customers/cus_bus"]
+    assert posts[-1].headers["idempotency-key"] == "bus-producer-1"

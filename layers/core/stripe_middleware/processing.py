@@ -210,4 +210,3 @@ def _fail_all(
         outcome.failed_message_ids.append(message.message_id)
         outcome.errors[message.message_id] = reason
     return outcome
-

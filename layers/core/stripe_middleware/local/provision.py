@@ -7,6 +7,7 @@ and walks its template, so a queue, index or route added to the stack exists loc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,15 +54,27 @@ class LocalResources:
         return value
 
 
+ACCOUNT = "123456789012"
+Resources = list[tuple[str, dict[str, Any]]]
+OfType = Callable[[str], Resources]
+
+
 def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str) -> LocalResources:
-    """Create every queue, table, bus and secret of `template` (secrets with a placeholder value)."""
-    resources = template["Resources"]
+    """Create every queue, table, bus, rule and secret of `template` (secrets with a placeholder value)."""
     local = LocalResources(region=region)
-    account = "123456789012"
 
-    def of_type(kind: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(k, v.get("Properties", {})) for k, v in resources.items() if v["Type"] == kind]
+    def of_type(kind: str) -> Resources:
+        return [(k, v.get("Properties", {})) for k, v in template["Resources"].items() if v["Type"] == kind]
 
+    _create_storage(local, of_type, clients, region)
+    _create_routing(local, of_type, clients)
+    _wire_compute(local, of_type)
+    for name, output in template.get("Outputs", {}).items():
+        local.outputs[name] = str(local.resolve(output["Value"]))
+    return local
+
+
+def _create_storage(local: LocalResources, of_type: OfType, clients: dict[str, Any], region: str) -> None:
     # Queues without a redrive policy first: the DLQs they point at must exist.
     for logical_id, props in sorted(of_type("AWS::SQS::Queue"), key=lambda item: "RedrivePolicy" in item[1]):
         attributes: dict[str, str] = {
@@ -78,7 +91,7 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
                 }
             )
         url = clients["sqs"].create_queue(QueueName=logical_id, Attributes=attributes)["QueueUrl"]
-        arn = f"arn:aws:sqs:{region}:{account}:{logical_id}"
+        arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{logical_id}"
         local.values[logical_id] = {"Ref": url, "Arn": arn, "QueueName": logical_id, "QueueUrl": url}
 
     for logical_id, props in of_type("AWS::DynamoDB::Table"):
@@ -97,9 +110,11 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
             )
         local.values[logical_id] = {
             "Ref": logical_id,
-            "Arn": f"arn:aws:dynamodb:{region}:{account}:table/{logical_id}",
+            "Arn": f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{logical_id}",
         }
 
+
+def _create_routing(local: LocalResources, of_type: OfType, clients: dict[str, Any]) -> None:
     for logical_id, props in of_type("AWS::Events::EventBus"):
         if "EventSourceName" in props:
             continue  # a partner bus exists only on AWS, associated by Stripe
@@ -107,10 +122,25 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
         arn = clients["events"].create_event_bus(Name=name)["EventBusArn"]
         local.values[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
 
+    for logical_id, props in of_type("AWS::Events::Rule"):
+        bus = local.resolve(props.get("EventBusName", "default"))
+        if bus not in {v.get("Name") for v in local.values.values()}:
+            continue  # a rule on the partner bus, which exists only on AWS
+        clients["events"].put_rule(
+            Name=logical_id, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"])
+        )
+        clients["events"].put_targets(
+            Rule=logical_id,
+            EventBusName=bus,
+            Targets=[{"Id": t["Id"], "Arn": local.resolve(t["Arn"])} for t in props.get("Targets", [])],
+        )
+
     for logical_id, _ in of_type("AWS::SecretsManager::Secret"):
         arn = clients["secretsmanager"].create_secret(Name=logical_id, SecretString="placeholder")["ARN"]
         local.values[logical_id] = {"Ref": arn, "Arn": arn}
 
+
+def _wire_compute(local: LocalResources, of_type: OfType) -> None:
     for logical_id, props in of_type("AWS::Lambda::Function"):
         environment = {
             k: str(local.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()
@@ -139,7 +169,3 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
                 "batch_window": int(props.get("MaximumBatchingWindowInSeconds", 0)),
             }
         )
-
-    for name, output in template.get("Outputs", {}).items():
-        local.outputs[name] = str(local.resolve(output["Value"]))
-    return local
