@@ -13,5 +13,11 @@ REQUEST_PATH = Config(connect_timeout=2, read_timeout=5, retries={"mode": "stand
 QUEUE_CONSUMER = Config(connect_timeout=2, read_timeout=10, retries={"mode": "adaptive", "max_attempts": 6})
 
 
+def is_conditional_check_failure(error: Exception) -> bool:
+    """A DynamoDB condition was not met: an expected outcome (duplicate, stale, full), not an outage."""
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return bool(code == "ConditionalCheckFailedException")
+
+
 def client(service: str, config: Config = REQUEST_PATH) -> Any:
     return boto3.client(service, config=config)

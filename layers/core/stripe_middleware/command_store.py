@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stripe_middleware.aws import is_conditional_check_failure
 from stripe_middleware.commands import Command
 from stripe_middleware.table_schema import PARTITION_KEY, SORT_KEY
 
@@ -31,10 +32,7 @@ class CommandStore:
                 ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
             )
         except Exception as error:
-            if (
-                getattr(error, "response", {}).get("Error", {}).get("Code")
-                == "ConditionalCheckFailedException"
-            ):
+            if is_conditional_check_failure(error):
                 existing = self.get(command.command_id)
                 if existing is not None:
                     return existing

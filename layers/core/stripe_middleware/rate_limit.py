@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from stripe_middleware.aws import is_conditional_check_failure
 from stripe_middleware.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 WINDOW_SECONDS = 0.25
@@ -52,10 +53,7 @@ class RateLimiter:
                     },
                 )
             except Exception as error:
-                if (
-                    getattr(error, "response", {}).get("Error", {}).get("Code")
-                    == "ConditionalCheckFailedException"
-                ):
+                if is_conditional_check_failure(error):
                     return False
                 raise
         return True

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from stripe_middleware.aws import is_conditional_check_failure
 from stripe_middleware.models import StoredObject
 from stripe_middleware.table_schema import (
     CUSTOMER_INDEX,
@@ -74,11 +75,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _is_conditional_failure(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
-    return bool(code == "ConditionalCheckFailedException")
 
 
 class ObjectStore:
@@ -148,7 +144,7 @@ class ObjectStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except Exception as error:
-            if _is_conditional_failure(error):
+            if is_conditional_check_failure(error):
                 old = getattr(error, "response", {}).get("Item", {})
                 return UpsertResult(applied=False, previous_order_key=old.get("order_key", {}).get("S"))
             raise StoreUnavailableError(f"PutItem failed: {type(error).__name__}") from error
