@@ -7,8 +7,12 @@ needs nothing REST adds (request validation happens in the signature check; body
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -49,6 +53,20 @@ class HttpApi(Construct):
         cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
             destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
         )
+
+    def add_lambda_routes(
+        self, name: str, function: lambda_.IFunction, routes: Sequence[str], *, iam: bool
+    ) -> list[apigw.HttpRoute]:
+        """Route `"METHOD /path"` keys to one function; internal routes (`iam=True`) need SigV4."""
+        integration = integrations.HttpLambdaIntegration(f"{name}Integration", function)
+        authorizer = authorizers.HttpIamAuthorizer() if iam else None
+        added: list[apigw.HttpRoute] = []
+        for route in routes:
+            method, path = route.split(" ", 1)
+            added += self.api.add_routes(
+                path=path, methods=[apigw.HttpMethod(method)], integration=integration, authorizer=authorizer
+            )
+        return added
 
     @property
     def url(self) -> str:

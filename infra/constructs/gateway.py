@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_apigatewayv2 as apigw
-from aws_cdk import aws_apigatewayv2_authorizers as authorizers
-from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -110,19 +107,8 @@ class CommandGateway(Construct):
         self.api_function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[table.table_arn])
         )
-        integration = integrations.HttpLambdaIntegration("CommandsIntegration", self.api_function)
-        authorizer = authorizers.HttpIamAuthorizer()
-        api.api.add_routes(
-            path="/v1/commands",
-            methods=[apigw.HttpMethod.POST],
-            integration=integration,
-            authorizer=authorizer,
-        )
-        api.api.add_routes(
-            path="/v1/commands/{command_id}",
-            methods=[apigw.HttpMethod.GET],
-            integration=integration,
-            authorizer=authorizer,
+        api.add_lambda_routes(
+            "Commands", self.api_function, ["POST /v1/commands", "GET /v1/commands/{command_id}"], iam=True
         )
         # Event-driven producers: put `detail-type: stripe-middleware.command` on the bus.
         self.rule = events.Rule(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_apigatewayv2 as apigw
-from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -70,13 +68,11 @@ class WebhookIngest(Construct):
         events_queue.grant_send_messages(self.handler)
         self.webhook_secret.grant_read(self.handler)
         self.connect_webhook_secret.grant_read(self.handler)
-        integration = integrations.HttpLambdaIntegration("IngestIntegration", self.handler)
-        for path in (WEBHOOK_PATH, CONNECT_WEBHOOK_PATH):
-            routes = api.api.add_routes(path=path, methods=[apigw.HttpMethod.POST], integration=integration)
-            for route in routes:
-                acknowledge(
-                    route,
-                    "AwsSolutions-APIG4",
-                    "Stripe cannot sign AWS requests; every webhook is authenticated by its Stripe-Signature "
-                    "HMAC in the ingest function before anything is stored.",
-                )
+        routes = [f"POST {WEBHOOK_PATH}", f"POST {CONNECT_WEBHOOK_PATH}"]
+        for route in api.add_lambda_routes("Ingest", self.handler, routes, iam=False):
+            acknowledge(
+                route,
+                "AwsSolutions-APIG4",
+                "Stripe cannot sign AWS requests; every webhook is authenticated by its Stripe-Signature "
+                "HMAC in the ingest function before anything is stored.",
+            )

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_apigatewayv2 as apigw
-from aws_cdk import aws_apigatewayv2_authorizers as authorizers
-from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -16,7 +13,7 @@ from infra.constructs.api import HttpApi
 from infra.constructs.python_function import PythonFunction
 from stripe_middleware.table_schema import CUSTOMER_INDEX
 
-READ_ROUTES = ("/v1/objects/{object_type}/{object_id}", "/v1/customers/{customer_id}/objects")
+READ_ROUTES = ("GET /v1/objects/{object_type}/{object_id}", "GET /v1/customers/{customer_id}/objects")
 
 
 class ReadApi(Construct):
@@ -47,9 +44,4 @@ class ReadApi(Construct):
                 resources=[table.table_arn, f"{table.table_arn}/index/{CUSTOMER_INDEX.name}"],
             )
         )
-        integration = integrations.HttpLambdaIntegration("ReadIntegration", self.function)
-        self.authorizer = authorizers.HttpIamAuthorizer()
-        for path in READ_ROUTES:
-            api.api.add_routes(
-                path=path, methods=[apigw.HttpMethod.GET], integration=integration, authorizer=self.authorizer
-            )
+        api.add_lambda_routes("Read", self.function, READ_ROUTES, iam=True)
