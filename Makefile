@@ -35,6 +35,7 @@ install: .venv/.installed node_modules/.installed
 lint: .venv/.installed
 	ruff check .
 	ruff format --check .
+	lint-imports
 
 .PHONY: types
 types: .venv/.installed

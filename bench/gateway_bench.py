@@ -26,9 +26,9 @@ def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from stripe_middleware.local.event_source import SqsEventSource
-    from stripe_middleware.local.runtime import reserve
-    from stripe_middleware.table_schema import create_table_request
+    from stripe_middleware_dev.local.event_source import SqsEventSource
+    from stripe_middleware_dev.local.runtime import reserve
+    from stripe_middleware_dev.tables import create_table_request
     from tests.fakes.stripe_server import fake_stripe
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -73,7 +73,7 @@ def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
                 STRIPE_API_BASE=stripe_server.url,
             )
             from functions.gateway import handler as gateway
-            from stripe_middleware.commands import load_gateway_config
+            from stripe_middleware.commands.config import load_gateway_config
 
             load_gateway_config.cache_clear()
             gateway.dependencies.cache_clear()

@@ -62,13 +62,13 @@ def warm_cpu(iterations: int = 2000) -> dict[str, Any]:
     sys.path[:0] = [os.path.join(ROOT, "layers/core"), ROOT]
     from events import http_api_event
     from functions.ingest import handler as ingest
-    from stripe_middleware.event_queue import EventQueue
-    from stripe_middleware.secrets import SigningSecrets
+    from stripe_middleware.adapters.secrets import SecretsManagerSigningSecrets
+    from stripe_middleware.adapters.sqs.events import SqsEventQueue
 
     ingest.dependencies.cache_clear()
     deps = ingest.dependencies()
-    object.__setattr__(deps, "queue", EventQueue(_StubSqs(), "stub"))
-    object.__setattr__(deps, "secrets", SigningSecrets(_StubSecrets()))
+    object.__setattr__(deps, "queue", SqsEventQueue(_StubSqs(), "stub"))
+    object.__setattr__(deps, "secrets", SecretsManagerSigningSecrets(_StubSecrets()))
     real_stdout, sys.stdout = sys.stdout, QUIET
     out: dict[str, Any] = {}
     try:

@@ -63,7 +63,8 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from stripe_middleware.table_schema import INDEXED_ATTRIBUTES, INDEXES, create_table_request
+    from stripe_middleware.adapters.dynamodb.table import INDEXED_ATTRIBUTES, INDEXES
+    from stripe_middleware_dev.tables import create_table_request
 
     work, unique_count = batches(unique, duplicate_share)
     real_stdout, sys.stdout = sys.stdout, QUIET

@@ -147,7 +147,7 @@ class _Raw:
 
 
 def deliver(url: str, secret: str, delivery: dict[str, Any]) -> tuple[str, int]:
-    from stripe_middleware.signature import compute_signature
+    from stripe_middleware.ingest.signature import compute_signature
 
     body = json.dumps(delivery["event"]).encode()
     timestamp = int(time.time()) - (3600 if delivery["kind"] == "expired" else 0)
@@ -167,12 +167,13 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
     sys.path[:0] = [str(Path(ROOT) / "layers/core"), ROOT]
     import logging
 
-    from stripe_middleware.local.runtime import LocalPipeline
-    from stripe_middleware.models import StripeEvent
-    from stripe_middleware.normalize import object_identity, order_key
+    from stripe_middleware.processing.models import StripeEvent
+    from stripe_middleware.processing.normalize import object_identity
+    from stripe_middleware.processing.ordering import order_key
+    from stripe_middleware_dev.local.runtime import LocalPipeline
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("stripe_middleware.local.event_source").setLevel(
+    logging.getLogger("stripe_middleware_dev.local.event_source").setLevel(
         logging.CRITICAL
     )  # the crashes are ours
     rng = random.Random(seed)

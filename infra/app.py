@@ -8,8 +8,9 @@ from __future__ import annotations
 from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import SERVICE, stage_config
+from infra.config import stage_config
 from infra.stack import StackOptions, StripeMiddlewareStack
+from stripe_middleware.shared.contract import SERVICE
 
 
 def build_app(app: App | None = None) -> tuple[App, StripeMiddlewareStack]:

@@ -7,11 +7,6 @@ from dataclasses import dataclass
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-SERVICE = "stripe-middleware"
-METRICS_NAMESPACE = "StripeMiddleware"
-# One Stripe API version for every function that talks to Stripe (refetches, command gateway).
-STRIPE_API_VERSION = "2026-10-28.endive"
-
 
 @dataclass(frozen=True, kw_only=True)
 class StageConfig:

@@ -20,8 +20,8 @@ from infra.constructs.read_api import ReadApi
 from infra.constructs.routing import EventRouting
 from infra.constructs.store import ObjectStoreTable
 from infra.nag import acknowledge
-from stripe_middleware.commands import load_gateway_config
-from stripe_middleware.metadata_schema import load_metadata_schema
+from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.shared.metadata_schema import load_metadata_schema
 
 # The processor's timeout; SQS visibility is six times it, as AWS advises for Lambda event sources.
 PROCESSOR_TIMEOUT = Duration.seconds(60)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from stripe_middleware_dev import use_repo_config
+
 # Never let a test reach a real AWS account, whatever the developer's shell has set.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -18,6 +20,7 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="stripe-middleware-test",
 )
 os.environ.pop("AWS_PROFILE", None)
+use_repo_config()  # the library reads config/*.yaml where the layer puts them; tests use the repository's
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

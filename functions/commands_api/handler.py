@@ -1,8 +1,10 @@
-"""Commands API Lambda: `POST /v1/commands` → validate → commands queue; `GET /v1/commands/{id}`."""
+"""Commands API Lambda: `POST /v1/commands` → validate → commands queue; `GET /v1/commands/{id}`.
+
+It never loads the Stripe SDK (an import contract keeps it so): only the gateway talks to Stripe.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -10,12 +12,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware import apigw, aws
-from stripe_middleware.command_api import command_status, submit_command
-from stripe_middleware.command_store import CommandStore, CommandStoreUnavailableError
-from stripe_middleware.commands import GatewayConfig, load_gateway_config
-from stripe_middleware.metadata_schema import MetadataSchema, load_metadata_schema
-from stripe_middleware.read_api import Answer
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.dynamodb.commands import DynamoCommandStore
+from stripe_middleware.adapters.sqs.commands import SqsCommandQueue
+from stripe_middleware.commands.config import GatewayConfig, load_gateway_config
+from stripe_middleware.commands.ports import CommandQueue, CommandStore
+from stripe_middleware.commands.settings import CommandsApiSettings
+from stripe_middleware.commands.submit import command_status, submit_command
+from stripe_middleware.shared import http
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.errors import RejectedError, UnavailableError
+from stripe_middleware.shared.metadata_schema import MetadataSchema, load_metadata_schema
 
 logger = Logger()
 metrics = Metrics()
@@ -24,18 +31,17 @@ metrics = Metrics()
 @dataclass(frozen=True)
 class Dependencies:
     store: CommandStore
-    sqs: Any
-    queue_url: str
+    queue: CommandQueue
     config: GatewayConfig
     schema: MetadataSchema
 
 
 @cache
 def dependencies() -> Dependencies:
+    settings = CommandsApiSettings.from_env()
     return Dependencies(
-        store=CommandStore(aws.client("dynamodb"), os.environ["TABLE_NAME"]),
-        sqs=aws.client("sqs"),
-        queue_url=os.environ["COMMANDS_QUEUE_URL"],
+        store=DynamoCommandStore(aws.client("dynamodb"), settings.table_name),
+        queue=SqsCommandQueue(aws.client("sqs"), settings.commands_queue_url),
         config=load_gateway_config(),
         schema=load_metadata_schema(),
     )
@@ -45,27 +51,33 @@ def dependencies() -> Dependencies:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
-    route = apigw.route_key(event)
+    submitting = http.route_key(event) == "POST /v1/commands"
+    reason = "accepted"
     try:
-        if route == "POST /v1/commands":
-            answer = submit_command(
-                apigw.raw_body(event),
+        if submitting:
+            body = submit_command(
+                http.raw_body(event),
                 store=deps.store,
-                enqueue=lambda body: deps.sqs.send_message(QueueUrl=deps.queue_url, MessageBody=body),
+                queue=deps.queue,
                 config=deps.config,
                 schema=deps.schema,
             )
-            reason = answer.body.get("error", "accepted")
-            metrics.add_metric(
-                "CommandsSubmitted" if answer.status == 202 else "CommandsRejected", MetricUnit.Count, 1
-            )
-            logger.set_correlation_id(answer.body.get("command_id"))
-            logger.info("command submitted", extra={"status": answer.status, "reason": reason})
+            logger.set_correlation_id(body["command_id"])
+            response = http.json_response(202, body)
         else:
             command_id = (event.get("pathParameters") or {}).get("command_id", "")
-            answer = command_status(deps.store, command_id)
-            metrics.add_metric("CommandStatusReads", MetricUnit.Count, 1)
-    except CommandStoreUnavailableError:
-        logger.exception("command store unavailable")
-        answer = Answer(503, {"error": "store_unavailable", "message": "retry later"})
-    return apigw.json_response(answer.status, answer.body)
+            response = http.json_response(200, command_status(deps.store, command_id))
+    except RejectedError as error:
+        reason, response = error.code, http.rejected_response(error)
+    except UnavailableError as error:
+        reason, response = error.code, http.unavailable_response(error)
+        logger.exception("a dependency is unavailable", extra={"reason": reason})
+    status = response["statusCode"]
+    if submitting:
+        metrics.add_metric(
+            Metric.COMMANDS_SUBMITTED if status == 202 else Metric.COMMANDS_REJECTED, MetricUnit.Count, 1
+        )
+        logger.info("command submitted", extra={"status": status, "reason": reason})
+    else:
+        metrics.add_metric(Metric.COMMAND_STATUS_READS, MetricUnit.Count, 1)
+    return response

@@ -1,4 +1,7 @@
-"""Gateway Lambda: commands queue → shared rate limit → Stripe (idempotency key, pinned version) → result."""
+"""Command gateway Lambda: commands queue → shared rate limit → Stripe (idempotency key, pinned version).
+
+Errors are mapped per message, here: a store or rate-limit outage retries that message only.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,33 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import stripe
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware import aws
-from stripe_middleware.command_store import CommandStore
-from stripe_middleware.commands import GatewayConfig, load_gateway_config
-from stripe_middleware.gateway import is_live, run_command
-from stripe_middleware.metadata_schema import MetadataSchema, load_metadata_schema
-from stripe_middleware.publisher import EventPublisher
-from stripe_middleware.rate_limit import RateLimiter
-from stripe_middleware.secrets import read_secret
-from stripe_middleware.settings import GatewaySettings
-from stripe_middleware.stripe_api import make_stripe_client
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.dynamodb.commands import DynamoCommandStore
+from stripe_middleware.adapters.dynamodb.rate_limit import DynamoRateLimiter
+from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.secrets import read_secret
+from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
+from stripe_middleware.adapters.stripe.writer import SdkStripeWriter
+from stripe_middleware.commands.config import GatewayConfig, load_gateway_config
+from stripe_middleware.commands.execute import Outcome, backoff, run_command
+from stripe_middleware.commands.ports import CommandStore, RateLimiter, StripeWriter
+from stripe_middleware.commands.settings import GatewaySettings
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.errors import UnavailableError
+from stripe_middleware.shared.metadata_schema import MetadataSchema, load_metadata_schema
+from stripe_middleware.shared.publishing import Publisher
 
 logger = Logger()
 metrics = Metrics()
+OUTCOME_METRICS = {
+    "queued": Metric.COMMANDS_QUEUED,
+    "succeeded": Metric.COMMANDS_SUCCEEDED,
+    "failed": Metric.COMMANDS_FAILED,
+    "unavailable": Metric.GATEWAY_UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True)
@@ -30,9 +43,9 @@ class Dependencies:
     settings: GatewaySettings
     store: CommandStore
     limiter: RateLimiter
-    stripe: stripe.StripeClient
+    stripe: StripeWriter
     livemode: bool
-    publisher: EventPublisher
+    publisher: Publisher
     sqs: Any
     config: GatewayConfig
     schema: MetadataSchema
@@ -45,22 +58,45 @@ def dependencies() -> Dependencies:
     api_key = read_secret(aws.client("secretsmanager"), settings.stripe_api_key_secret_id)
     return Dependencies(
         settings=settings,
-        store=CommandStore(dynamodb, settings.table_name),
-        limiter=RateLimiter(dynamodb, settings.table_name),
+        store=DynamoCommandStore(dynamodb, settings.table_name),
+        limiter=DynamoRateLimiter(dynamodb, settings.table_name),
         # Retries happen through the queue and the shared rate limit, with the same idempotency key;
         # SDK-level retries would spend rate limit the limiter never saw.
-        stripe=make_stripe_client(
-            api_key,
-            api_version=settings.stripe_api_version,
-            api_base=settings.stripe_api_base,
-            max_network_retries=0,
+        stripe=SdkStripeWriter(
+            make_stripe_client(
+                api_key,
+                api_version=settings.stripe_api_version,
+                api_base=settings.stripe_api_base,
+                max_network_retries=0,
+            )
         ),
-        livemode=is_live(api_key),
+        livemode=is_live_key(api_key),
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
         sqs=aws.client("sqs"),
         config=load_gateway_config(),
         schema=load_metadata_schema(),
     )
+
+
+def execute(record: dict[str, Any], deps: Dependencies) -> Outcome:
+    """Run one command message; an outage of the store or the rate limit retries this message only."""
+    receive_count = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+    try:
+        return run_command(
+            record["body"],
+            message_id=record["messageId"],
+            receive_count=receive_count,
+            store=deps.store,
+            limiter=deps.limiter,
+            stripe=deps.stripe,
+            livemode=deps.livemode,
+            config=deps.config,
+            schema=deps.schema,
+            publisher=deps.publisher,
+        )
+    except UnavailableError as error:
+        logger.exception("command deferred: a dependency is unavailable", extra={"reason": error.code})
+        return Outcome(None, "unavailable", retry_after=backoff(min(receive_count, 6)))
 
 
 @metrics.log_metrics
@@ -69,21 +105,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
     failures = []
     for record in event.get("Records", []):
-        outcome = run_command(
-            record["body"],
-            message_id=record["messageId"],
-            receive_count=int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")),
-            store=deps.store,
-            limiter=deps.limiter,
-            stripe_client=deps.stripe,
-            livemode=deps.livemode,
-            config=deps.config,
-            schema=deps.schema,
-            publish=deps.publisher.publish,
-        )
+        outcome = execute(record, deps)
         logger.set_correlation_id(outcome.command_id)
         logger.info("command handled", extra={"status": outcome.status, "retry_after": outcome.retry_after})
-        metrics.add_metric(f"Commands{outcome.status.capitalize()}", MetricUnit.Count, 1)
+        metrics.add_metric(OUTCOME_METRICS[outcome.status], MetricUnit.Count, 1)
         if outcome.dead_letter:
             deps.sqs.send_message(
                 QueueUrl=deps.settings.commands_dead_letter_queue_url, MessageBody=record["body"]

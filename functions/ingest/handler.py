@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from stripe_middleware import apigw, aws
-from stripe_middleware.event_queue import EventQueue, NotDurableError
-from stripe_middleware.ingest import RejectedError, Route, WebhookRequest, accept_webhook
-from stripe_middleware.observability import EmfMetrics, JsonLogger
-from stripe_middleware.secrets import SecretUnavailableError, SigningSecrets
-from stripe_middleware.settings import IngestSettings
-from stripe_middleware.signature import SignatureError
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.secrets import SecretsManagerSigningSecrets
+from stripe_middleware.adapters.sqs.events import SqsEventQueue
+from stripe_middleware.ingest.ports import EventQueue, SigningSecrets
+from stripe_middleware.ingest.settings import IngestSettings
+from stripe_middleware.ingest.webhook import Route, WebhookRequest, accept_webhook
+from stripe_middleware.shared import http
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.errors import RejectedError, UnavailableError
+from stripe_middleware.shared.observability import EmfMetrics, JsonLogger
 
 logger = JsonLogger()
 metrics = EmfMetrics()
@@ -31,8 +34,8 @@ def dependencies() -> Dependencies:
     settings = IngestSettings.from_env()
     return Dependencies(
         settings=settings,
-        secrets=SigningSecrets(aws.client("secretsmanager")),
-        queue=EventQueue(aws.client("sqs"), settings.events_queue_url),
+        secrets=SecretsManagerSigningSecrets(aws.client("secretsmanager")),
+        queue=SqsEventQueue(aws.client("sqs"), settings.events_queue_url),
     )
 
 
@@ -47,9 +50,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def respond(event: dict[str, Any]) -> dict[str, Any]:
     """Map the outcome of `accept_webhook` to the ingest contract; every error is mapped here."""
     deps = dependencies()
-    route: Route = "connect" if apigw.route_key(event).endswith("/connect") else "account"
-    metrics.add("WebhookReceived", route=route)
-    request = WebhookRequest(route=route, headers=apigw.lower_headers(event), body=apigw.raw_body(event))
+    route: Route = "connect" if http.route_key(event).endswith("/connect") else "account"
+    metrics.add(Metric.WEBHOOK_RECEIVED, route=route)
+    request = WebhookRequest(route=route, headers=http.lower_headers(event), body=http.raw_body(event))
     secret_id = (
         deps.settings.connect_webhook_secret_id if route == "connect" else deps.settings.webhook_secret_id
     )
@@ -57,23 +60,24 @@ def respond(event: dict[str, Any]) -> dict[str, Any]:
         accepted = accept_webhook(
             request,
             secrets=deps.secrets.get(secret_id),
-            enqueue=deps.queue.enqueue,
+            queue=deps.queue,
             now=time.time(),
             tolerance=deps.settings.tolerance_seconds,
             max_body_bytes=deps.settings.max_body_bytes,
         )
-    except (RejectedError, SignatureError) as error:
-        status = getattr(error, "status", 400)
-        metrics.add("WebhookRejected", reason=error.code)
-        logger.warning("webhook rejected", route=route, reason=error.code, status=status)
-        return apigw.error_response(status, error.code, error.message)
-    except (SecretUnavailableError, NotDurableError) as error:
-        metrics.add("WebhookNotDurable")
+    except RejectedError as error:
+        metrics.add(Metric.WEBHOOK_REJECTED, reason=error.code)
+        logger.warning("webhook rejected", route=route, reason=error.code, status=error.status)
+        return http.rejected_response(error)
+    except UnavailableError as error:
+        metrics.add(Metric.WEBHOOK_NOT_DURABLE)
         logger.exception("webhook not made durable; Stripe will retry", route=route, error=str(error))
-        return apigw.error_response(503, "not_durable", "The event could not be stored; retry later")
+        return http.error_response(503, "not_durable", "The event could not be stored; retry later")
     logger.set_correlation_id(accepted.event_id)
-    metrics.add("WebhookEnqueued", route=route)
-    metrics.add("StripeToEnqueuedLatency", (time.time() - accepted.created) * 1000, unit="Milliseconds")
+    metrics.add(Metric.WEBHOOK_ENQUEUED, route=route)
+    metrics.add(
+        Metric.STRIPE_TO_ENQUEUED_LATENCY, (time.time() - accepted.created) * 1000, unit="Milliseconds"
+    )
     logger.info(
         "webhook enqueued",
         event_type=accepted.event_type,
@@ -81,4 +85,4 @@ def respond(event: dict[str, Any]) -> dict[str, Any]:
         livemode=accepted.livemode,
         message_id=accepted.message_id,
     )
-    return apigw.json_response(200, {"received": True, "id": accepted.event_id})
+    return http.json_response(200, {"received": True, "id": accepted.event_id})

@@ -11,14 +11,18 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware import aws
-from stripe_middleware.metadata_schema import MetadataSchema, load_metadata_schema
-from stripe_middleware.processing import Message, Refetch, process_batch
-from stripe_middleware.publisher import EventPublisher
-from stripe_middleware.secrets import read_secret
-from stripe_middleware.settings import ProcessorSettings
-from stripe_middleware.store import ObjectStore
-from stripe_middleware.stripe_api import StripeObjectFetcher, make_stripe_client
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.dynamodb.objects import ObjectStore
+from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.secrets import read_secret
+from stripe_middleware.adapters.stripe.client import make_stripe_client
+from stripe_middleware.adapters.stripe.objects import StripeObjectFetcher
+from stripe_middleware.processing.ports import Refetch, Store
+from stripe_middleware.processing.processor import Message, process_batch
+from stripe_middleware.processing.settings import ProcessorSettings
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.metadata_schema import MetadataSchema, load_metadata_schema
+from stripe_middleware.shared.publishing import Publisher
 
 logger = Logger()
 metrics = Metrics()
@@ -26,8 +30,8 @@ metrics = Metrics()
 
 @dataclass(frozen=True)
 class Dependencies:
-    store: ObjectStore
-    publisher: EventPublisher
+    store: Store
+    publisher: Publisher
     schema: MetadataSchema
     refetch: Refetch | None
 
@@ -57,6 +61,7 @@ def dependencies() -> Dependencies:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
     messages = [Message(record["messageId"], record["body"]) for record in event.get("Records", [])]
+    # Failures are per message (process_batch maps them): SQS redelivers just those, then the DLQ.
     outcome = process_batch(
         messages, store=deps.store, publisher=deps.publisher, schema=deps.schema, refetch=deps.refetch
     )
@@ -72,19 +77,22 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             },
         )
         created = datetime.fromisoformat(stored.event_created).timestamp()
-        metrics.add_metric("StripeToStoredLatency", MetricUnit.Milliseconds, (now - created) * 1000)
+        metrics.add_metric(Metric.STRIPE_TO_STORED_LATENCY, MetricUnit.Milliseconds, (now - created) * 1000)
     logger.set_correlation_id(None)
     for message_id, reason in outcome.errors.items():
         logger.warning(
             "message not processed; SQS will redeliver it", extra={"message_id": message_id, "reason": reason}
         )
-    metrics.add_metric("EventsReceived", MetricUnit.Count, len(messages))
-    metrics.add_metric("EventsProcessed", MetricUnit.Count, len(outcome.processed))
-    metrics.add_metric("Duplicates", MetricUnit.Count, outcome.duplicates)
-    metrics.add_metric("StaleEvents", MetricUnit.Count, outcome.stale)
-    metrics.add_metric("EventsPublished", MetricUnit.Count, outcome.published)
-    metrics.add_metric("MetadataViolations", MetricUnit.Count, outcome.metadata_violations)
-    metrics.add_metric("ProcessingFailures", MetricUnit.Count, len(outcome.failed_message_ids))
+    for name, value in (
+        (Metric.EVENTS_RECEIVED, len(messages)),
+        (Metric.EVENTS_PROCESSED, len(outcome.processed)),
+        (Metric.DUPLICATES, outcome.duplicates),
+        (Metric.STALE_EVENTS, outcome.stale),
+        (Metric.EVENTS_PUBLISHED, outcome.published),
+        (Metric.METADATA_VIOLATIONS, outcome.metadata_violations),
+        (Metric.PROCESSING_FAILURES, len(outcome.failed_message_ids)),
+    ):
+        metrics.add_metric(name, MetricUnit.Count, value)
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in outcome.failed_message_ids]
     }

@@ -9,15 +9,20 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware import apigw, aws, read_api
-from stripe_middleware.store import ObjectStore, StoreUnavailableError
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.dynamodb.objects import ObjectStore
+from stripe_middleware.read import queries
+from stripe_middleware.read.ports import ReadStore
+from stripe_middleware.shared import http
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.errors import NotFoundError, RejectedError, UnavailableError
 
 logger = Logger()
 metrics = Metrics()
 
 
 @cache
-def store() -> ObjectStore:
+def store() -> ReadStore:
     return ObjectStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
 
 
@@ -26,19 +31,24 @@ def store() -> ObjectStore:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     params = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
-    route = apigw.route_key(event)
+    route = http.route_key(event)
     try:
         if route.startswith("GET /v1/customers/"):
-            answer = read_api.customer_objects(store(), params.get("customer_id", ""), query)
+            response = http.json_response(
+                200, queries.customer_objects(store(), params.get("customer_id", ""), query)
+            )
         elif route.startswith("GET /v1/objects/"):
-            answer = read_api.get_object(
+            found = queries.get_object(
                 store(), params.get("object_type", ""), params.get("object_id", ""), query
             )
+            response = http.json_response(200, found)
         else:
-            answer = read_api.Answer(404, {"error": "not_found", "message": f"no route {route}"})
-    except StoreUnavailableError:
+            raise NotFoundError(f"no route {route}")
+    except RejectedError as error:
+        response = http.rejected_response(error)
+    except UnavailableError as error:
         logger.exception("store unavailable")
-        answer = read_api.Answer(503, {"error": "store_unavailable", "message": "retry later"})
-    metrics.add_metric("ReadRequests", MetricUnit.Count, 1)
-    logger.info("read", extra={"route": route, "status": answer.status})
-    return apigw.json_response(answer.status, answer.body)
+        response = http.unavailable_response(error)
+    metrics.add_metric(Metric.READ_REQUESTS, MetricUnit.Count, 1)
+    logger.info("read", extra={"route": route, "status": response["statusCode"]})
+    return response

@@ -13,13 +13,13 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.config import STRIPE_API_VERSION, StageConfig
+from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.lambda_code import PACKAGED_GATEWAY_CONFIG, PACKAGED_METADATA_SCHEMA
 from infra.constructs.python_function import PythonFunction
 from infra.nag import acknowledge
-from stripe_middleware.commands import COMMAND_EVENT
+from stripe_middleware.shared.contract import STRIPE_API_VERSION, DetailType
 
 GATEWAY_TIMEOUT = Duration.seconds(60)
 # Crash safety net only: the gateway itself moves a command that used up its attempts to the DLQ.
@@ -115,7 +115,7 @@ class CommandGateway(Construct):
             self,
             "CommandsFromBus",
             event_bus=bus,
-            event_pattern=events.EventPattern(detail_type=[COMMAND_EVENT]),
+            event_pattern=events.EventPattern(detail_type=[DetailType.COMMAND]),
             targets=[
                 targets.SqsQueue(self.commands.queue, dead_letter_queue=self.commands.dead_letter_queue)
             ],

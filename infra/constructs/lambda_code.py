@@ -1,7 +1,8 @@
 """Lambda packaging without Docker: the shared layer is built with pip for arm64 / Python 3.13.
 
-`layers/core/stripe_middleware` (our library) and the runtime dependencies of pyproject.toml (exported
-from uv.lock, so the layer runs exactly the tested versions) are installed into `python/` of one layer.
+`layers/core/stripe_middleware` (our library, all of it: dev tools live outside it) and the runtime
+dependencies of pyproject.toml (exported from uv.lock, so the layer runs exactly the tested versions) are
+installed into `python/` of one layer, with the config files next to the library.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = ROOT / "layers" / "core" / "stripe_middleware"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 METADATA_SCHEMA = ROOT / "config" / "metadata_schema.yaml"
 GATEWAY_CONFIG = ROOT / "config" / "gateway.yaml"
+CONFIG_FILES = (METADATA_SCHEMA, GATEWAY_CONFIG)
 # Where the layer puts the schema inside the function (layers are mounted at /opt).
 PACKAGED_METADATA_SCHEMA = "/opt/python/stripe_middleware/metadata_schema.yaml"
 PACKAGED_GATEWAY_CONFIG = "/opt/python/stripe_middleware/gateway.yaml"
@@ -73,23 +76,30 @@ class _PipLayerBundler:
             check=True,
         )
         requirements.unlink()
-        shutil.copytree(
-            ROOT / "layers/core/stripe_middleware",
-            target / "stripe_middleware",
-            ignore=shutil.ignore_patterns("__pycache__", "local", "cli.py"),  # local mode stays local
-        )
-        shutil.copy(METADATA_SCHEMA, target / "stripe_middleware" / "metadata_schema.yaml")
-        shutil.copy(GATEWAY_CONFIG, target / "stripe_middleware" / "gateway.yaml")
+        copy_library(target)
         return True
 
 
-def _layer_hash() -> str:
-    """The layer changes when our library or the locked dependencies change."""
-    digest = hashlib.sha256((ROOT / "uv.lock").read_bytes())
-    for config in (METADATA_SCHEMA, GATEWAY_CONFIG):
-        digest.update(config.read_bytes())
-    for path in sorted((ROOT / "layers").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+def copy_library(target: Path) -> None:
+    """Our library and its config files into `target` (the layer's `python/`)."""
+    package = target / "stripe_middleware"
+    for module in library_modules():
+        destination = package / module.relative_to(LIBRARY)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(module, destination)
+    for config in CONFIG_FILES:  # next to the library, where shared/settings.py looks for them
+        shutil.copy(config, package / config.name)
+
+
+def library_modules() -> list[Path]:
+    return sorted(LIBRARY.rglob("*.py"))
+
+
+def layer_hash() -> str:
+    """The layer (and so every function) changes only when shipped code, config or the lock file does."""
+    digest = hashlib.sha256()
+    for path in (*library_modules(), *CONFIG_FILES, ROOT / "uv.lock"):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -104,7 +114,7 @@ def shared_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
         code=lambda_.Code.from_asset(
             str(ROOT / "layers"),
             asset_hash_type=AssetHashType.CUSTOM,
-            asset_hash=_layer_hash(),
+            asset_hash=layer_hash(),
             bundling=BundlingOptions(
                 image=DockerImage.from_registry("unused-local-bundling-only"),
                 # jsii calls try_bundle(output_dir, options) positionally, unlike the typed stub.

@@ -12,9 +12,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import STRIPE_API_VERSION, StageConfig
+from infra.config import StageConfig
 from infra.constructs.lambda_code import PACKAGED_METADATA_SCHEMA
 from infra.constructs.python_function import PythonFunction
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
 
 BATCH_SIZE = 10
 

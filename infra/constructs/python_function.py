@@ -10,9 +10,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import METRICS_NAMESPACE, SERVICE, StageConfig
+from infra.config import StageConfig
 from infra.constructs.lambda_code import ARCHITECTURE, RUNTIME, function_code
 from infra.nag import acknowledge
+from stripe_middleware.shared.contract import METRICS_NAMESPACE, SERVICE
 
 
 class PythonFunction(Construct):

@@ -11,7 +11,7 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.python_function import PythonFunction
-from stripe_middleware.table_schema import CUSTOMER_INDEX
+from stripe_middleware.adapters.dynamodb.table import CUSTOMER_INDEX
 
 READ_ROUTES = ("GET /v1/objects/{object_type}/{object_id}", "GET /v1/customers/{customer_id}/objects")
 

@@ -10,8 +10,8 @@ from aws_cdk import aws_eventschemas as eventschemas
 from constructs import Construct
 
 from events import DETAIL_SCHEMAS, load_event
-from infra.config import SERVICE, StageConfig
-from stripe_middleware.publisher import SOURCE
+from infra.config import StageConfig
+from stripe_middleware.shared.contract import SERVICE, SOURCE
 
 
 class EventRouting(Construct):

@@ -1,4 +1,4 @@
-"""The normalized store: one DynamoDB table, keys and indexes from stripe_middleware.table_schema."""
+"""The normalized store: one DynamoDB table, keys and indexes from adapters/dynamodb/table.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import StageConfig
-from stripe_middleware.table_schema import INDEXED_ATTRIBUTES, INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from stripe_middleware.adapters.dynamodb.table import (
+    INDEXED_ATTRIBUTES,
+    INDEXES,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
 
 
 class ObjectStoreTable(Construct):

@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stripe_middleware.publisher import SOURCE
+from stripe_middleware.shared.contract import SOURCE
 
 TargetFactory = Callable[[sqs.IQueue], events.IRuleTarget]
 

@@ -39,7 +39,7 @@ class LocalStack:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "stripe_middleware.cli", "--state-dir", str(self.state_dir), *args],
+            [sys.executable, "-m", "stripe_middleware_dev.cli", "--state-dir", str(self.state_dir), *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -54,7 +54,7 @@ def start_local(
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         env.pop(name, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "stripe_middleware.cli", "--state-dir", str(state_dir), "local", *extra],
+        [sys.executable, "-m", "stripe_middleware_dev.cli", "--state-dir", str(state_dir), "local", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

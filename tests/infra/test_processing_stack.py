@@ -11,8 +11,12 @@ from aws_cdk.assertions import Match, Template
 
 from events import DETAIL_SCHEMAS, load_event
 from infra.constructs.subscription import StripeEventSubscription, to_lambda
-from stripe_middleware.metadata_schema import MetadataSchemaError, load_metadata_schema, parse_metadata_schema
-from stripe_middleware.table_schema import create_table_request
+from stripe_middleware.shared.metadata_schema import (
+    MetadataSchemaError,
+    load_metadata_schema,
+    parse_metadata_schema,
+)
+from stripe_middleware_dev.tables import create_table_request
 from tests.infra.conftest import Synthesized, function_with_env, policy_statements_of, synthesized
 
 

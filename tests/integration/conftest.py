@@ -146,7 +146,7 @@ class LambdaContext:
 @pytest.fixture
 def processor_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessorStack]:
     from functions.processor import handler
-    from stripe_middleware.table_schema import create_table_request
+    from stripe_middleware_dev.tables import create_table_request
 
     with mock_aws():
         dynamodb = boto3.client("dynamodb")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from events import stripe_event
-from stripe_middleware.local.event_source import SqsEventSource
+from stripe_middleware_dev.local.event_source import SqsEventSource
 from tests.integration.conftest import LambdaContext, ProcessorStack
 
 

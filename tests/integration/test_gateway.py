@@ -12,9 +12,9 @@ import pytest
 from moto import mock_aws
 
 from events import http_api_event
-from stripe_middleware.commands import load_gateway_config
-from stripe_middleware.local.event_source import SqsEventSource
-from stripe_middleware.table_schema import create_table_request
+from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware_dev.local.event_source import SqsEventSource
+from stripe_middleware_dev.tables import create_table_request
 from tests.fakes.stripe_server import FakeStripe, fake_stripe
 from tests.integration.conftest import LambdaContext
 
@@ -89,7 +89,9 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayStack]:
     from functions.commands_api import handler as api
     from functions.gateway import handler as gw
 
-    monkeypatch.setattr("stripe_middleware.gateway.backoff", lambda attempt: 0)  # no waiting in tests
+    monkeypatch.setattr(
+        "stripe_middleware.commands.execute.backoff", lambda attempt: 0
+    )  # no waiting in tests
     with mock_aws(), fake_stripe() as server:
         boto3.client("dynamodb").create_table(**create_table_request("store"))
         sqs = boto3.client("sqs")
@@ -237,18 +239,18 @@ def test_retryable_errors_past_max_attempts_end_failed_in_the_dlq(gateway: Gatew
 def test_a_crash_after_stripe_answered_never_creates_twice(
     gateway: GatewayStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stripe_middleware.command_store import CommandStore
+    from stripe_middleware.adapters.dynamodb.commands import DynamoCommandStore
 
-    real_save = CommandStore.save
+    real_save = DynamoCommandStore.save
     crashed = []
 
-    def crash_once(self: CommandStore, command: Any) -> None:
+    def crash_once(self: DynamoCommandStore, command: Any) -> None:
         if command.status == "succeeded" and not crashed:
             crashed.append(command.command_id)
             raise RuntimeError("Lambda timed out after Stripe answered")
         real_save(self, command)
 
-    monkeypatch.setattr(CommandStore, "save", crash_once)
+    monkeypatch.setattr(DynamoCommandStore, "save", crash_once)
     _, body = gateway.submit({"operation": "customers.create", "params": CUSTOMER})
     gateway.drain()
     assert crashed and gateway.status(body["command_id"])[1]["status"] == "succeeded"

@@ -6,9 +6,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stripe_middleware.commands import load_gateway_config
-from stripe_middleware.rate_limit import WINDOW_SECONDS, RateLimiter
-from stripe_middleware.table_schema import create_table_request
+from stripe_middleware.adapters.dynamodb.rate_limit import WINDOW_SECONDS, DynamoRateLimiter
+from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware_dev.tables import create_table_request
 
 
 class Clock:
@@ -25,16 +25,16 @@ class Clock:
 
 
 @pytest.fixture
-def limiter_and_clock() -> Iterator[tuple[RateLimiter, Clock]]:
+def limiter_and_clock() -> Iterator[tuple[DynamoRateLimiter, Clock]]:
     with mock_aws():
         client = boto3.client("dynamodb")
         client.create_table(**create_table_request("store"))
         clock = Clock()
-        yield RateLimiter(client, "store", clock=clock, sleep=clock.sleep), clock
+        yield DynamoRateLimiter(client, "store", clock=clock, sleep=clock.sleep), clock
 
 
 def test_each_window_grants_its_share_of_the_per_second_limit(
-    limiter_and_clock: tuple[RateLimiter, Clock],
+    limiter_and_clock: tuple[DynamoRateLimiter, Clock],
 ) -> None:
     limiter, clock = limiter_and_clock
     granted = sum(limiter.try_acquire([("test", 20)]) for _ in range(10))
@@ -43,14 +43,14 @@ def test_each_window_grants_its_share_of_the_per_second_limit(
     assert limiter.try_acquire([("test", 20)])
 
 
-def test_two_limiters_share_one_limit(limiter_and_clock: tuple[RateLimiter, Clock]) -> None:
+def test_two_limiters_share_one_limit(limiter_and_clock: tuple[DynamoRateLimiter, Clock]) -> None:
     limiter, clock = limiter_and_clock
-    other = RateLimiter(limiter._client, "store", clock=clock, sleep=clock.sleep)
+    other = DynamoRateLimiter(limiter._client, "store", clock=clock, sleep=clock.sleep)
     results = [lim.try_acquire([("test", 20)]) for _ in range(5) for lim in (limiter, other)]
     assert sum(results) == 5
 
 
-def test_every_key_must_have_room(limiter_and_clock: tuple[RateLimiter, Clock]) -> None:
+def test_every_key_must_have_room(limiter_and_clock: tuple[DynamoRateLimiter, Clock]) -> None:
     limiter, _ = limiter_and_clock
     for _ in range(2):
         assert limiter.try_acquire([("test", 100), ("test:/v1/refunds", 8)])
@@ -59,7 +59,7 @@ def test_every_key_must_have_room(limiter_and_clock: tuple[RateLimiter, Clock]) 
 
 
 def test_acquire_waits_for_the_next_window_and_gives_up_at_max_wait(
-    limiter_and_clock: tuple[RateLimiter, Clock],
+    limiter_and_clock: tuple[DynamoRateLimiter, Clock],
 ) -> None:
     limiter, clock = limiter_and_clock
     while limiter.try_acquire([("live", 4)]):

@@ -5,10 +5,12 @@ from typing import Any
 
 import pytest
 
-from stripe_middleware.apigw import raw_body, route_key
-from stripe_middleware.publisher import EventPublisher, Publication
-from stripe_middleware.secrets import SecretUnavailableError, SigningSecrets, parse_signing_secrets
-from stripe_middleware.settings import ConfigurationError, IngestSettings
+from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.secrets import SecretsManagerSigningSecrets, parse_signing_secrets
+from stripe_middleware.ingest.settings import IngestSettings
+from stripe_middleware.shared.errors import ConfigurationError, SecretUnavailableError
+from stripe_middleware.shared.http import raw_body, route_key
+from stripe_middleware.shared.publishing import Publication
 
 
 class RecordingEvents:
@@ -70,7 +72,7 @@ def test_secrets_are_cached_for_the_ttl() -> None:
             return {"SecretString": "whsec_x"}
 
     client, now = Client(), [0.0]
-    cache = SigningSecrets(client, ttl_seconds=300, clock=lambda: now[0])
+    cache = SecretsManagerSigningSecrets(client, ttl_seconds=300, clock=lambda: now[0])
     cache.get("s")
     now[0] = 299
     cache.get("s")

@@ -3,9 +3,12 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from stripe_middleware.commands import CommandRejectedError, load_gateway_config, validate_command
-from stripe_middleware.gateway import backoff, is_live, is_retryable
-from stripe_middleware.metadata_schema import load_metadata_schema
+from stripe_middleware.adapters.stripe.client import is_live_key
+from stripe_middleware.adapters.stripe.writer import stripe_failure
+from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.commands.execute import backoff, is_retryable
+from stripe_middleware.commands.validation import CommandRejectedError, validate_command
+from stripe_middleware.shared.metadata_schema import load_metadata_schema
 
 
 @pytest.mark.parametrize(
@@ -27,7 +30,7 @@ from stripe_middleware.metadata_schema import load_metadata_schema
     ],
 )
 def test_which_stripe_errors_are_retried(error: stripe.StripeError, retry: bool) -> None:
-    assert is_retryable(error) is retry
+    assert is_retryable(stripe_failure(error)) is retry
 
 
 def test_backoff_grows_with_full_jitter_and_a_cap() -> None:
@@ -36,8 +39,8 @@ def test_backoff_grows_with_full_jitter_and_a_cap() -> None:
 
 
 def test_live_mode_comes_from_the_key() -> None:
-    assert is_live("rk_live_abc") and is_live("sk_live_abc")
-    assert not is_live("rk_test_abc")
+    assert is_live_key("rk_live_abc") and is_live_key("sk_live_abc")
+    assert not is_live_key("rk_test_abc")
 
 
 def test_update_may_omit_required_keys_but_not_break_patterns() -> None:

@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events import stripe_event, stripe_object
-from stripe_middleware.metadata_schema import load_metadata_schema
-from stripe_middleware.models import StripeEvent
-from stripe_middleware.normalize import normalize, object_identity, order_key, refetch_order_key, same_second
+from stripe_middleware.processing.models import StripeEvent
+from stripe_middleware.processing.normalize import normalize, object_identity
+from stripe_middleware.processing.ordering import order_key, refetch_order_key, same_second
+from stripe_middleware.shared.metadata_schema import load_metadata_schema
 
 SCHEMA = load_metadata_schema()
 

@@ -6,7 +6,7 @@ import pytest
 import stripe
 
 from events import stripe_event
-from stripe_middleware.signature import SignatureError, parse_signature_header, verify_signature
+from stripe_middleware.ingest.signature import SignatureError, parse_signature_header, verify_signature
 
 SECRET = "whsec_current_0123456789"
 PREVIOUS = "whsec_previous_9876543210"

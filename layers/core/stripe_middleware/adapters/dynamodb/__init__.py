@@ -1,0 +1,1 @@
+"""DynamoDB adapters over the one store table (layout in `table.py`)."""

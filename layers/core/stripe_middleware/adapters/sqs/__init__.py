@@ -1,0 +1,1 @@
+"""SQS adapters, one module per queue so each function imports only its own."""

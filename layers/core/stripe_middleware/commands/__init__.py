@@ -1,0 +1,1 @@
+"""Commands context: validate, queue and execute writes to Stripe (the command gateway)."""

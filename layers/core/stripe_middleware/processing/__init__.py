@@ -1,0 +1,1 @@
+"""Processing context: de-duplicate, order, normalize and store Stripe events, then publish them."""

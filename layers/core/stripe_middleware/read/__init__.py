@@ -1,0 +1,1 @@
+"""Read context: the internal read API over the normalized store."""

@@ -1,0 +1,23 @@
+"""What the read API needs: lookups in the normalized store (StoreUnavailableError when it cannot)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class ReadStore(Protocol):
+    def get_object(
+        self, object_type: str, object_id: str, *, account: str | None = ..., livemode: bool | None = ...
+    ) -> list[dict[str, Any]]:
+        """Every stored variant of one object (platform/Connect accounts, live/test), optionally filtered."""
+        ...
+
+    def customer_objects(
+        self,
+        customer_id: str,
+        *,
+        account: str | None,
+        livemode: bool,
+        object_type: str | None = ...,
+        limit: int = ...,
+    ) -> list[dict[str, Any]]: ...

@@ -1,0 +1,17 @@
+"""Time as the contracts write it: ISO 8601 in UTC with a `Z`."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def iso(timestamp: float | None) -> str | None:
+    """`1764000000` → `"2025-11-24T16:00:00Z"`; None stays None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso(time.time()) or ""
