@@ -8,7 +8,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import cost, gateway_bench, ingest_bench, processor_bench
+from bench import cold_import, cost, gateway_bench, ingest_bench, processor_bench
 
 
 def main() -> int:
@@ -20,6 +20,7 @@ def main() -> int:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
         "ingest_cold_start": ingest_bench.cold_start(runs),
+        "cold_import": cold_import.run(runs),
         "ingest_warm_cpu": ingest_bench.warm_cpu(iterations),
         "processor": processor_bench.run(unique),
     }
@@ -80,6 +81,16 @@ def table(r: dict) -> str:  # type: ignore[type-arg]
             f"{gw['throughput_over_limit']}; failed {gw['failed_commands']}, duplicates {gw['duplicate_creations']}",
             gw["met"],
         ),
+    ]
+    imports = r["cold_import"]
+    rows[1:1] = [
+        (
+            f"1 cold import: {name}",
+            f"{imports[name]['ms']} ms; floor (import boto3) {imports['floor_ms']}",
+            f"floor + {imports[name]['over_floor_ms']} ms; {imports[name]['over_floor_ratio']}x floor",
+            None,
+        )
+        for name in cold_import.FUNCTIONS
     ]
     width = max(len(row[0]) for row in rows)
     lines = [f"{'measure':<{width}} | result | versus reference | target met", "-" * (width + 60)]

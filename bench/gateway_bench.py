@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.measure import QUIET, ROOT
+from bench.measure import QUIET
 
 LIMIT = 25
 
 
 def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
-    sys.path[:0] = [os.path.join(ROOT, "layers/core"), ROOT]
     import boto3
     from moto.server import ThreadedMotoServer
 

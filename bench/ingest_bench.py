@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from bench.measure import FAKE_AWS_ENV, QUIET, ROOT, fresh_interpreter_ms, median
+from bench.measure import FAKE_AWS_ENV, QUIET, fresh_interpreter_ms, median
 
 OURS = (
     "import sys; sys.path[:0] = ['layers/core', 'functions/ingest']\nimport handler; handler.dependencies()"
@@ -47,7 +47,6 @@ class _StubSecrets:
 
 
 def _body(size: int) -> bytes:
-    sys.path[:0] = [ROOT]
     from events import stripe_event
 
     event = stripe_event("invoice.paid")
@@ -59,7 +58,6 @@ def _body(size: int) -> bytes:
 
 def warm_cpu(iterations: int = 2000) -> dict[str, Any]:
     os.environ.update(FAKE_AWS_ENV)
-    sys.path[:0] = [os.path.join(ROOT, "layers/core"), ROOT]
     from events import http_api_event
     from functions.ingest import handler as ingest
     from stripe_middleware.adapters.secrets import SecretsManagerSigningSecrets

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from bench.measure import QUIET, ROOT, CallCounter
+from bench.measure import QUIET, CallCounter
 
 
 class _Context:
@@ -27,7 +27,6 @@ class _Context:
 
 
 def batches(unique: int, duplicate_share: float, seed: int = 7) -> tuple[list[list[str]], int]:
-    sys.path[:0] = [ROOT]
     from events import billing_lifecycle
 
     events: list[dict[str, Any]] = []
@@ -59,7 +58,7 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
         POWERTOOLS_METRICS_NAMESPACE="Bench",
         POWERTOOLS_SERVICE_NAME="bench",
     )
-    sys.path[:0] = [os.path.join(ROOT, "layers/core"), ROOT, os.path.join(ROOT, "bench")]
+
     import boto3
     from moto import mock_aws
 
@@ -69,8 +68,7 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
     work, unique_count = batches(unique, duplicate_share)
     real_stdout, sys.stdout = sys.stdout, QUIET
     try:
-        import naive_processor
-
+        from bench import naive_processor
         from functions.processor import handler as processor
 
         with mock_aws():

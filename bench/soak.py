@@ -25,8 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.measure import ROOT
-
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"\b\d{15,16}\b")  # card numbers (timestamps in ms are 13 digits)
 WAVE = 500
@@ -164,7 +162,6 @@ def deliver(url: str, secret: str, delivery: dict[str, Any]) -> tuple[str, int]:
 
 
 def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
-    sys.path[:0] = [str(Path(ROOT) / "layers/core"), ROOT]
     import logging
 
     from stripe_middleware.processing.models import StripeEvent

@@ -307,3 +307,50 @@ def test_commands_from_sqs_and_eventbridge_producers(gateway: GatewayStack) -> N
 def test_unknown_and_malformed_command_ids(gateway: GatewayStack) -> None:
     assert gateway.status("cmd_" + "0" * 32)[0] == 404
     assert gateway.status("nope")[0] == 400
+
+
+def test_a_store_outage_fails_only_the_affected_message(
+    gateway: GatewayStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.gateway.handler import handler
+    from stripe_middleware.adapters.dynamodb.commands import DynamoCommandStore
+    from stripe_middleware.shared.errors import StoreUnavailableError
+
+    ids = [
+        gateway.submit({"operation": "customers.create", "params": CUSTOMER})[1]["command_id"]
+        for _ in range(3)
+    ]
+    real_create = DynamoCommandStore.create
+
+    def outage_for_the_second(self: DynamoCommandStore, command: Any) -> Any:
+        if command.command_id == ids[1]:
+            raise StoreUnavailableError("PutItem failed: ProvisionedThroughputExceededException")
+        return real_create(self, command)
+
+    monkeypatch.setattr(DynamoCommandStore, "create", outage_for_the_second)
+    messages = gateway.sqs.receive_message(
+        QueueUrl=gateway.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m["Attributes"],
+        }
+        for m in messages
+    ]
+    failed = handler({"Records": records}, LambdaContext())["batchItemFailures"]
+    second = next(r["messageId"] for r in records if ids[1] in r["body"])
+    assert failed == [{"itemIdentifier": second}]
+    assert [gateway.status(i)[1]["status"] for i in ids] == ["succeeded", "queued", "succeeded"]
+
+    monkeypatch.setattr(DynamoCommandStore, "create", real_create)  # DynamoDB is back
+    gateway.sqs.change_message_visibility(
+        QueueUrl=gateway.queue_url,
+        ReceiptHandle=next(r["receiptHandle"] for r in records if r["messageId"] == second),
+        VisibilityTimeout=0,
+    )
+    gateway.drain()
+    assert [gateway.status(i)[1]["status"] for i in ids] == ["succeeded"] * 3
+    assert len(gateway.stripe.created) == 3

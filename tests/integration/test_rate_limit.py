@@ -8,6 +8,7 @@ from moto import mock_aws
 
 from stripe_middleware.adapters.dynamodb.rate_limit import WINDOW_SECONDS, DynamoRateLimiter
 from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.shared.errors import StoreUnavailableError
 from stripe_middleware_dev.tables import create_table_request
 
 
@@ -75,3 +76,10 @@ def test_configured_share_of_stripe_limits() -> None:
     limits = load_gateway_config().rate_limit
     assert limits.limits(livemode=True) == (80, 20)
     assert limits.limits(livemode=False) == (20, 20)
+
+
+def test_a_dynamodb_outage_is_an_unavailable_store_not_a_full_window() -> None:
+    with mock_aws():
+        limiter = DynamoRateLimiter(boto3.client("dynamodb"), "no-such-table")
+        with pytest.raises(StoreUnavailableError):
+            limiter.try_acquire([("test", 20)])
