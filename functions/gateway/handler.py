@@ -20,13 +20,14 @@ from stripe_middleware.adapters.secrets import read_secret
 from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
 from stripe_middleware.adapters.stripe.writer import SdkStripeWriter
 from stripe_middleware.commands.config import GatewayConfig, load_gateway_config
-from stripe_middleware.commands.execute import Outcome, backoff, run_command
-from stripe_middleware.commands.ports import CommandStore, RateLimiter, StripeWriter
+from stripe_middleware.commands.execute import Outcome, run_command
+from stripe_middleware.commands.ports import CommandStore, StripeWriter
 from stripe_middleware.commands.settings import GatewaySettings
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.metadata_schema import MetadataSchema, load_metadata_schema
 from stripe_middleware.shared.publishing import Publisher
+from stripe_middleware.shared.stripe_calls import RateLimiter, backoff
 
 logger = Logger()
 metrics = Metrics()

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stripe_middleware.commands.models import Command
-from stripe_middleware.commands.ports import NotQueuedError, StripeCallError, StripeFailure
+from stripe_middleware.commands.ports import NotQueuedError
 from stripe_middleware.ingest.ports import NotDurableError, QueuedEvent
 from stripe_middleware.processing.models import StoredObject, StripeEvent
 from stripe_middleware.processing.ports import ObjectTooLargeError, UpsertResult
 from stripe_middleware.shared.errors import SecretUnavailableError, StoreUnavailableError
 from stripe_middleware.shared.publishing import Publication
+from stripe_middleware.shared.stripe_calls import StripeCallError, StripeFailure
 
 
 class SimulatedCrash(Exception):
@@ -162,7 +163,7 @@ class FakeStore:
         return [self._public(key) for _, key in sorted(found)[:limit]]
 
     def _public(self, key: StoreKey) -> dict[str, Any]:
-        """ObjectStore._public: normalized attributes without empty ones, `object`, account None = platform."""
+        """As ObjectStore._public: normalized attributes minus empty ones, `object`; platform account None."""
         stored = self.objects[key]
         values = {
             name: value

@@ -62,7 +62,9 @@ def test_a_verified_connect_event_is_enqueued_with_its_routing_attributes(queue:
         "route": "connect",
         "source": "webhook",
     }
-    assert accepted == AcceptedEvent("evt_unit_1", "invoice.paid", event["created"], "acct_1Conn", True, "msg-1")
+    assert accepted == AcceptedEvent(
+        "evt_unit_1", "invoice.paid", event["created"], "acct_1Conn", True, "msg-1"
+    )
 
 
 def test_a_platform_test_mode_event_has_an_empty_account_and_livemode_false(queue: FakeEventQueue) -> None:
@@ -104,7 +106,10 @@ BODY = encoded(stripe_event("invoice.paid"))
         ({"stripe-signature": ""}, "missing_signature"),
         (signature(BODY, secret="whsec_someone_else"), "invalid_signature"),
         (signature(b'{"tampered": true}'), "invalid_signature"),
-        ({"stripe-signature": f"t={NOW},v0={compute_signature(BODY, SECRET, NOW)}"}, "malformed_signature_header"),
+        (
+            {"stripe-signature": f"t={NOW},v0={compute_signature(BODY, SECRET, NOW)}"},
+            "malformed_signature_header",
+        ),
         (signature(BODY, timestamp=NOW - TOLERANCE - 1), "timestamp_outside_tolerance"),
         (signature(BODY, timestamp=NOW + TOLERANCE + 1), "timestamp_outside_tolerance"),
     ],
@@ -124,8 +129,12 @@ def test_a_signature_at_the_edge_of_the_tolerance_is_accepted(queue: FakeEventQu
     assert len(queue.events) == 1
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"id": "evt_1",', b"\xff\xfe{}"], ids=["text", "cut", "latin"])
-def test_a_signed_body_that_is_not_json_is_rejected_as_invalid_json(queue: FakeEventQueue, body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"id": "evt_1",', b"\xff\xfe{}"], ids=["text", "cut", "latin"]
+)
+def test_a_signed_body_that_is_not_json_is_rejected_as_invalid_json(
+    queue: FakeEventQueue, body: bytes
+) -> None:
     with pytest.raises(RejectedError) as rejected:
         deliver(queue, body)
     assert (rejected.value.status, rejected.value.code) == (400, "invalid_json")
@@ -147,7 +156,16 @@ EVENT = stripe_event("invoice.paid", event_id="evt_unit_shape")
         {**EVENT, "data": {"object": None}},
         {key: value for key, value in EVENT.items() if key != "data"},
     ],
-    ids=["array", "not-evt-id", "not-event-object", "empty-type", "created-text", "created-bool", "no-object", "no-data"],
+    ids=[
+        "array",
+        "not-evt-id",
+        "not-event-object",
+        "empty-type",
+        "created-text",
+        "created-bool",
+        "no-object",
+        "no-data",
+    ],
 )
 def test_signed_json_that_is_not_a_stripe_event_is_rejected(queue: FakeEventQueue, document: Any) -> None:
     with pytest.raises(RejectedError) as rejected:

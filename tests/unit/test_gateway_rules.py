@@ -6,9 +6,9 @@ import stripe
 from stripe_middleware.adapters.stripe.client import is_live_key
 from stripe_middleware.adapters.stripe.writer import stripe_failure
 from stripe_middleware.commands.config import load_gateway_config
-from stripe_middleware.commands.execute import backoff, is_retryable
 from stripe_middleware.commands.validation import CommandRejectedError, validate_command
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
+from stripe_middleware.shared.stripe_calls import backoff, is_retryable
 
 
 @pytest.mark.parametrize(

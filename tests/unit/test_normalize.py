@@ -57,9 +57,10 @@ def test_the_objects_own_updated_field_orders_before_event_created() -> None:
 
 def test_refetched_snapshot_outranks_its_second_only() -> None:
     key = order_key(parsed("invoice.updated", created=10))
-    assert refetch_order_key(key) > order_key(parsed("invoice.deleted", created=10))
-    assert refetch_order_key(key) < order_key(parsed("invoice.created", created=11))
-    assert same_second(key, refetch_order_key(key))
+    assert refetch_order_key(key, 1_000.0) > order_key(parsed("invoice.deleted", created=10))
+    assert refetch_order_key(key, 1_000.0) < order_key(parsed("invoice.created", created=11))
+    assert same_second(key, refetch_order_key(key, 1_000.0))
+    assert refetch_order_key(key, 1_000.002) > refetch_order_key(key, 1_000.001)  # a later fetch wins
 
 
 @given(

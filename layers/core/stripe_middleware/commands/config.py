@@ -1,4 +1,4 @@
-"""The gateway's config file (config/gateway.yaml): allowed operations, rate limit, attempts."""
+"""The gateway's config file (config/gateway.yaml): allowed operations, the shared rate limit, attempts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stripe_middleware.commands.operations import OPERATIONS
+from stripe_middleware.shared.contract import mode_label
 from stripe_middleware.shared.errors import ConfigurationError
 from stripe_middleware.shared.settings import config_file
 
@@ -22,6 +23,7 @@ class GatewayConfigError(ConfigurationError):
 class RateLimitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     share: float = Field(gt=0, le=1)
+    read_share: float = Field(default=0.5, gt=0, le=1)
     live_per_second: int = Field(gt=0)
     test_per_second: int = Field(gt=0)
     per_endpoint_per_second: int = Field(gt=0)
@@ -30,6 +32,16 @@ class RateLimitConfig(BaseModel):
         """(account-wide, per-endpoint) requests per second the gateway may use."""
         account = self.live_per_second if livemode else self.test_per_second
         return max(1, int(account * self.share)), max(1, int(self.per_endpoint_per_second * self.share))
+
+    def read_limits(self, livemode: bool, endpoint: str) -> list[tuple[str, int]]:
+        """The limiter keys a read of `endpoint` takes: the account's, the reads' share, the endpoint's."""
+        account, per_endpoint = self.limits(livemode)
+        mode = mode_label(livemode)
+        return [
+            (mode, account),
+            (f"{mode}:read", max(1, int(account * self.read_share))),
+            (f"{mode}:GET {endpoint}", per_endpoint),
+        ]
 
 
 class GatewayConfig(BaseModel):

@@ -6,28 +6,20 @@ Store or rate-limit outages raise StoreUnavailableError: the handler retries tha
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from stripe_middleware.commands.config import GatewayConfig
 from stripe_middleware.commands.models import Command, command_id_for
 from stripe_middleware.commands.operations import Operation, Params
-from stripe_middleware.commands.ports import (
-    CommandStore,
-    RateLimiter,
-    StripeCallError,
-    StripeFailure,
-    StripeWriter,
-)
+from stripe_middleware.commands.ports import CommandStore, StripeWriter
 from stripe_middleware.commands.validation import CommandRejectedError, validate_command
 from stripe_middleware.shared.clock import now_iso
 from stripe_middleware.shared.contract import DetailType, mode_label
 from stripe_middleware.shared.envelope import unwrap_eventbridge
 from stripe_middleware.shared.metadata_schema import MetadataSchema
 from stripe_middleware.shared.publishing import Publication, Publisher
-
-MAX_BACKOFF_SECONDS = 300
+from stripe_middleware.shared.stripe_calls import RateLimiter, StripeCallError, backoff, is_retryable
 
 
 @dataclass(frozen=True)
@@ -48,22 +40,6 @@ def parse_command_message(body: str) -> dict[str, Any]:
     return document
 
 
-def is_retryable(failure: StripeFailure) -> bool:
-    """429, lock_timeout, 5xx and network errors are retried; Stripe-Should-Retry decides when present."""
-    if failure.should_retry is not None:
-        return failure.should_retry
-    if failure.rate_limited or failure.network:
-        return True
-    if failure.code in ("lock_timeout", "rate_limit"):
-        return True
-    return failure.http_status is not None and failure.http_status >= 500
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: a random delay up to 2^attempt seconds, capped."""
-    return random.uniform(1, min(MAX_BACKOFF_SECONDS, 2**attempt))  # noqa: S311 - jitter, not crypto
-
-
 def run_command(
     body: str,
     *,
@@ -77,7 +53,9 @@ def run_command(
     schema: MetadataSchema,
     publisher: Publisher,
 ) -> Outcome:
-    prepared = _prepare(body, message_id, store=store, config=config, schema=schema, publisher=publisher)
+    prepared = _prepare(
+        body, message_id, receive_count, store=store, config=config, schema=schema, publisher=publisher
+    )
     if isinstance(prepared, Outcome):
         return prepared
     command, operation, params = prepared
@@ -108,18 +86,17 @@ def run_command(
             return Outcome(command.command_id, "queued", retry_after=backoff(command.attempts))
         command.status = "failed"
         store.save(command)
-        publisher.publish([result_publication(command)])
         # Out of attempts: kept in the DLQ for a redrive; a card error or invalid request is simply done.
-        return Outcome(command.command_id, "failed", dead_letter=retryable)
+        return _publish_result(command, publisher, receive_count, dead_letter=retryable)
     command.status, command.result, command.error, command.updated_at = "succeeded", result, None, now_iso()
     store.save(command)
-    publisher.publish([result_publication(command)])
-    return Outcome(command.command_id, "succeeded")
+    return _publish_result(command, publisher, receive_count)
 
 
 def _prepare(
     body: str,
     message_id: str,
+    receive_count: int,
     *,
     store: CommandStore,
     config: GatewayConfig,
@@ -151,13 +128,23 @@ def _prepare(
             updated_at=now_iso(),
         )
         store.save(command)
-        publisher.publish([result_publication(command)])
-        return Outcome(command.command_id, "failed")
+        return _publish_result(command, publisher, receive_count)
     command_id = command_id or command_id_for(request.idempotency_key, message_id)
     command = store.create(Command.new(command_id, request, params.model_dump(exclude_none=True)))
     if command.status in ("succeeded", "failed"):
-        return Outcome(command_id, command.status)  # a repeated delivery of a finished command
+        # A repeated delivery of a finished command: its result may never have reached the bus (a failed
+        # publication, a crash after the save), so publish it again (at-least-once); Stripe is not called.
+        return _publish_result(command, publisher, receive_count)
     return command, operation, params
+
+
+def _publish_result(
+    command: Command, publisher: Publisher, receive_count: int, *, dead_letter: bool = False
+) -> Outcome:
+    """Done once the result is on the bus; if the bus refused it, the message comes back to publish it."""
+    if publisher.publish([result_publication(command)]):
+        return Outcome(command.command_id, command.status, retry_after=backoff(min(receive_count, 6)))
+    return Outcome(command.command_id, command.status, dead_letter=dead_letter)
 
 
 def result_publication(command: Command) -> Publication:

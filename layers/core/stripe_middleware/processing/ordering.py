@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stripe_middleware.processing.models import StripeEvent
 
-_RANK_CREATED, _RANK_OTHER, _RANK_DELETED = 0, 1, 2
+_RANK_CREATED, _RANK_OTHER, _RANK_DELETED, _RANK_SNAPSHOT = 0, 1, 2, 5
 
 
 def is_deletion(event: StripeEvent) -> bool:
@@ -34,9 +34,17 @@ def order_key(event: StripeEvent) -> str:
     return f"{version_timestamp(event):012d}#{rank}#{event.id}"
 
 
-def refetch_order_key(key: str) -> str:
-    """A refetched object outranks every event of its second (rank 9 > created/other/deleted)."""
-    return key.split("#", 1)[0] + "#9#refetch"
+def refetch_order_key(key: str, fetched_at: float) -> str:
+    """A refetched object outranks every event of its second (rank 9 > created/other/deleted), and a
+    later refetch outranks an earlier one (the fetch time in microseconds decides)."""
+    return f"{key.split('#', 1)[0]}#9#{int(fetched_at * 1_000_000):016d}"
+
+
+def snapshot_order_key(as_of: int, run_id: str) -> str:
+    """A snapshot read from a list endpoint ranks as Stripe's state at `as_of`: events created later win,
+    events created earlier lose. Backfill passes `as_of` = its start minus a clock-skew margin, the same
+    for the whole run, so a page redone after a crash writes the very same key (and republishes)."""
+    return f"{as_of:012d}#{_RANK_SNAPSHOT}#{run_id}"
 
 
 def same_second(key_a: str, key_b: str) -> bool:

@@ -10,6 +10,7 @@ idempotent).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,9 +183,10 @@ def _store_event(
         fresh = refetch(event, stored.object_type, stored.object_id)
         if fresh is not None:
             refetched = normalize(event, schema, obj=fresh)
-            refetched = refetched.model_copy(update={"order_key": refetch_order_key(stored.order_key)})
-            store.upsert_if_newer(refetched)
-            return refetched, stale, False
+            key = refetch_order_key(stored.order_key, time.time())
+            refetched = refetched.model_copy(update={"order_key": key})
+            # Not applied: a later refetch (or a later event) is already stored; this state is behind it.
+            return refetched, not store.upsert_if_newer(refetched).applied, False
     return stored, stale, False
 
 

@@ -23,6 +23,8 @@ class DetailType(StrEnum):
     COMMAND = "stripe-middleware.command"  # producers put commands on the bus with this type
     COMMAND_SUCCEEDED = "stripe-middleware.command.succeeded"
     COMMAND_FAILED = "stripe-middleware.command.failed"
+    OBJECT_BACKFILLED = "stripe-middleware.object.backfilled"  # an object read by a backfill run
+    CATCHUP_GAP = "stripe-middleware.catchup.gap"  # catch-up fell behind the Events API's 30 days
 
 
 class Metric(StrEnum):
@@ -51,6 +53,15 @@ class Metric(StrEnum):
     COMMANDS_SUCCEEDED = "CommandsSucceeded"
     COMMANDS_FAILED = "CommandsFailed"
     GATEWAY_UNAVAILABLE = "GatewayUnavailable"
+    # history (backfill, catch-up)
+    BACKFILL_PAGES = "BackfillPages"
+    BACKFILL_OBJECTS = "BackfillObjects"  # read from Stripe
+    BACKFILL_STORED = "BackfillStored"  # new or changed in the store
+    BACKFILL_POISON = "BackfillPoison"  # objects that could not be normalized (sent to the DLQ)
+    STRIPE_RETRIES = "StripeRetries"  # 429 / 5xx / network answers retried
+    CATCHUP_EVENTS_LISTED = "CatchupEventsListed"
+    CATCHUP_EVENTS_RECOVERED = "CatchupEventsRecovered"  # not processed before: webhooks missed them
+    CATCHUP_GAP = "CatchupGap"
 
 
 def mode_label(livemode: bool) -> str:

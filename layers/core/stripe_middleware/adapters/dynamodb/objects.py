@@ -6,6 +6,7 @@ zlib-compressed: it is most of the item, and write units are billed per KB.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -35,10 +36,6 @@ from stripe_middleware.shared.errors import StoreUnavailableError
 DEDUP_WINDOW_SECONDS = 40 * 24 * 3600  # Stripe retries 3 days, Events API replays reach back 30
 # DynamoDB items are at most 400 KB; leave room for the normalized attributes.
 MAX_BODY_BYTES = 350_000
-
-
-def encode_body(obj: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(obj, separators=(",", ":")).encode(), 6)
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
@@ -92,7 +89,21 @@ class ObjectStore:
 
     def upsert_if_newer(self, stored: StoredObject) -> UpsertResult:
         """Write the snapshot unless the store already holds one with a greater or equal order key."""
-        body = encode_body(stored.object)
+        return self._put(stored, "attribute_not_exists(pk) OR order_key < :order_key")
+
+    def upsert_snapshot(self, stored: StoredObject) -> UpsertResult:
+        """Like `upsert_if_newer`, and not when the stored object has the same content (a repeated backfill
+        writes and publishes nothing)."""
+        return self._put(
+            stored,
+            "attribute_not_exists(pk) OR (order_key < :order_key AND "
+            "(attribute_not_exists(content_hash) OR content_hash <> :content_hash))",
+        )
+
+    def _put(self, stored: StoredObject, condition: str) -> UpsertResult:
+        text = json.dumps(stored.object, separators=(",", ":"), sort_keys=True).encode()
+        content_hash = hashlib.sha256(text).hexdigest()[:32]
+        body = zlib.compress(text, 6)
         if len(body) > MAX_BODY_BYTES:
             raise ObjectTooLargeError(
                 f"{stored.object_type} {stored.object_id}: {len(body)} bytes compressed"
@@ -104,6 +115,7 @@ class ObjectStore:
             **stored.model_dump(exclude={"object"}),
             "account": account or PLATFORM,
             "body": body,
+            "content_hash": content_hash,
             "stored_at": int(time.time()),
             **type_index_keys(
                 account, livemode, object_type=stored.object_type, created=created, object_id=stored.object_id
@@ -122,8 +134,11 @@ class ObjectStore:
             response = self._client.put_item(
                 TableName=self._table,
                 Item=self._to_item(values),
-                ConditionExpression="attribute_not_exists(pk) OR order_key < :order_key",
-                ExpressionAttributeValues={":order_key": {"S": stored.order_key}},
+                ConditionExpression=condition,
+                ExpressionAttributeValues={
+                    ":order_key": {"S": stored.order_key},
+                    **({":content_hash": {"S": content_hash}} if ":content_hash" in condition else {}),
+                },
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -155,7 +170,7 @@ class ObjectStore:
     def _public(self, item: dict[str, Any]) -> dict[str, Any]:
         values = self._from_item(item)
         body = values.pop("body", None)
-        for key in (*KEY_ATTRIBUTES, "order_key"):
+        for key in (*KEY_ATTRIBUTES, "order_key", "content_hash"):
             values.pop(key, None)
         values["object"] = decode_body(bytes(body)) if body is not None else None
         if values.get("account") == PLATFORM:

@@ -6,7 +6,7 @@ from typing import Any
 
 import stripe
 
-from stripe_middleware.commands.ports import StripeCallError, StripeFailure
+from stripe_middleware.shared.stripe_calls import StripeCallError, StripeFailure
 
 
 def stripe_failure(error: stripe.StripeError) -> StripeFailure:
