@@ -23,17 +23,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from stripe_middleware_dev import targets
+
 STATE_DIR = Path(".local")
-
-
-def _outputs(state_dir: Path) -> dict[str, Any]:
-    path = state_dir / "outputs.json"
-    if not path.exists():
-        sys.exit(
-            f"{path} not found: start the local stack first with `stripe-middleware local` (or `make local`)"
-        )
-    result: dict[str, Any] = json.loads(path.read_text())
-    return result
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -94,7 +86,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from events import billing_lifecycle, stripe_event
     from stripe_middleware.ingest.signature import compute_signature
 
-    outputs = _outputs(args.state_dir)
+    outputs = targets.local(args.state_dir).outputs
     events: list[dict[str, Any]] = []
     for n in range(args.count):
         lifecycle = billing_lifecycle(args.start + n)
@@ -131,7 +123,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     import boto3
 
-    outputs = _outputs(args.state_dir)
+    outputs = targets.local(args.state_dir).outputs
     options = {
         "endpoint_url": outputs["aws_endpoint_url"],
         "region_name": outputs["region"],
@@ -175,7 +167,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    outputs = _outputs(args.state_dir)
+    outputs = targets.local(args.state_dir).outputs
     url = f"{outputs['api_url']}/v1/objects/{args.type}/{args.id}"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local URL

@@ -20,7 +20,7 @@ from stripe_middleware.adapters.secrets import read_secret
 from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
 from stripe_middleware.adapters.stripe.writer import SdkStripeWriter
 from stripe_middleware.commands.config import GatewayConfig, load_gateway_config
-from stripe_middleware.commands.execute import Outcome, run_command
+from stripe_middleware.commands.execute import Outcome, dead_letter_body, run_command
 from stripe_middleware.commands.ports import CommandStore, StripeWriter
 from stripe_middleware.commands.settings import GatewaySettings
 from stripe_middleware.shared.contract import Metric
@@ -112,7 +112,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(OUTCOME_METRICS[outcome.status], MetricUnit.Count, 1)
         if outcome.dead_letter:
             deps.sqs.send_message(
-                QueueUrl=deps.settings.commands_dead_letter_queue_url, MessageBody=record["body"]
+                QueueUrl=deps.settings.commands_dead_letter_queue_url,
+                MessageBody=dead_letter_body(record["body"], outcome.command_id),
             )
         elif outcome.retry_after is not None:
             failures.append({"itemIdentifier": record["messageId"]})

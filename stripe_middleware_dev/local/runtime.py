@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from stripe_middleware_dev.local.event_source import SqsEventSource
 from stripe_middleware_dev.local.provision import LocalResources, provision, synthesize_template
+from stripe_middleware_dev.targets import OUTPUT_NAMES
 
 REGION = "us-east-1"
 LOCAL_CREDENTIALS = {
@@ -225,12 +226,7 @@ class LocalPipeline:
             "api_url": api_url,
             "aws_endpoint_url": endpoint,
             "region": REGION,
-            "event_bus_name": outputs["EventBusName"],
-            "table_name": outputs["TableName"],
-            "events_queue_url": outputs["EventsQueueUrl"],
-            "events_dead_letter_queue_url": outputs["EventsDeadLetterQueueUrl"],
-            "commands_queue_url": outputs["CommandsQueueUrl"],
-            "commands_dead_letter_queue_url": outputs["CommandsDeadLetterQueueUrl"],
+            **{name: outputs[key] for key, name in OUTPUT_NAMES.items() if key in outputs},
             "webhook_secret": self.webhook_secret,
             "connect_webhook_secret": self.connect_webhook_secret,
             "function_log": str(self.log_path),

@@ -267,3 +267,18 @@ def test_a_rate_limiter_outage_propagates_before_stripe_is_called(gateway: Gatew
     with pytest.raises(StoreUnavailableError):
         gateway.run(CREATE_CUSTOMER)
     assert gateway.stripe.calls == [] and gateway.record().attempts == 0
+
+
+def test_a_dead_lettered_command_runs_again_with_fresh_attempts_when_redriven(gateway: Gateway) -> None:
+    from stripe_middleware.commands.execute import dead_letter_body
+
+    gateway.stripe.fail_next = [stripe_failure(503)] * load_gateway_config().max_attempts
+    body = json.dumps(CREATE_CUSTOMER)
+    for _ in range(load_gateway_config().max_attempts):
+        outcome = gateway.run(body)
+    assert outcome.dead_letter and gateway.record().status == "failed"
+    redriven = dead_letter_body(body, outcome.command_id)
+    assert gateway.run(redriven) == Outcome(COMMAND_ID, "succeeded")
+    assert gateway.record().attempts == 1
+    assert gateway.run(body) == Outcome(COMMAND_ID, "succeeded")  # a plain duplicate does not re-run it
+    assert len([c for c in gateway.stripe.calls]) == load_gateway_config().max_attempts + 1

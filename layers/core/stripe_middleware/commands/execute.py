@@ -109,6 +109,7 @@ def _prepare(
     except ValueError:
         return Outcome(None, "failed")  # not a command at all: nothing to record, nothing to retry
     command_id = document.pop("command_id", None)
+    retry_failed = document.pop("retry_failed", False) is True  # a redrive from the DLQ
     try:
         request, operation, params = validate_command(document, config=config, schema=schema)
     except CommandRejectedError as rejected:
@@ -131,11 +132,19 @@ def _prepare(
         return _publish_result(command, publisher, receive_count)
     command_id = command_id or command_id_for(request.idempotency_key, message_id)
     command = store.create(Command.new(command_id, request, params.model_dump(exclude_none=True)))
+    if command.status == "failed" and retry_failed:
+        command.status, command.attempts, command.updated_at = "queued", 0, now_iso()
+        store.save(command)
     if command.status in ("succeeded", "failed"):
         # A repeated delivery of a finished command: its result may never have reached the bus (a failed
         # publication, a crash after the save), so publish it again (at-least-once); Stripe is not called.
         return _publish_result(command, publisher, receive_count)
     return command, operation, params
+
+
+def dead_letter_body(body: str, command_id: str | None) -> str:
+    """What the DLQ keeps: the command, marked so that a redrive runs it again with fresh attempts."""
+    return json.dumps({**parse_command_message(body), "command_id": command_id, "retry_failed": True})
 
 
 def _publish_result(
