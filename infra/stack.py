@@ -12,6 +12,7 @@ from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.gateway import CommandGateway
+from infra.constructs.history import History
 from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
 from infra.constructs.lambda_code import GATEWAY_CONFIG, METADATA_SCHEMA, shared_layer
 from infra.constructs.partner_source import StripePartnerEventSource
@@ -31,7 +32,7 @@ PROCESSOR_TIMEOUT = Duration.seconds(60)
 class StackOptions:
     stage: StageConfig
     stripe_partner_event_source: str | None = None
-    refetch_same_second: bool = False  # needs a read-only Stripe key in the StripeReadOnlyKey secret
+    refetch_same_second: bool = False  # the processor reads the StripeReadOnlyKey secret too
 
 
 class StripeMiddlewareStack(Stack):
@@ -64,17 +65,19 @@ class StripeMiddlewareStack(Stack):
             )
         self.store = ObjectStoreTable(self, "Store", stage=stage)
         self.routing = EventRouting(self, "Routing", stage=stage)
-        stripe_read_key = None
-        if options.refetch_same_second:
-            stripe_read_key = secretsmanager.Secret(
-                self, "StripeReadOnlyKey", description="Stripe restricted key with read access (rk_...)"
-            )
-            acknowledge(
-                stripe_read_key,
-                "AwsSolutions-SMG4",
-                "Stripe API keys are issued and rolled in the Stripe Dashboard; a rotation Lambda cannot "
-                "create one. Roll the key there and put the new value here.",
-            )
+        # Backfill and catch-up read with it; the processor too when it refetches same-second ties.
+        stripe_read_key = secretsmanager.Secret(
+            self,
+            "StripeReadOnlyKey",
+            description="Stripe restricted key with read access (rk_...)",
+            removal_policy=stage.removal_policy,
+        )
+        acknowledge(
+            stripe_read_key,
+            "AwsSolutions-SMG4",
+            "Stripe API keys are issued and rolled in the Stripe Dashboard; a rotation Lambda cannot "
+            "create one. Roll the key there and put the new value here.",
+        )
         self.processor = EventProcessor(
             self,
             "Processing",
@@ -84,7 +87,7 @@ class StripeMiddlewareStack(Stack):
             table=self.store.table,
             bus=self.routing.bus,
             timeout=PROCESSOR_TIMEOUT,
-            stripe_read_key=stripe_read_key,
+            stripe_read_key=stripe_read_key if options.refetch_same_second else None,
         )
         self.read_api = ReadApi(self, "Read", stage=stage, api=self.api, layer=layer, table=self.store.table)
         self.gateway = CommandGateway(
@@ -95,6 +98,16 @@ class StripeMiddlewareStack(Stack):
             layer=layer,
             table=self.store.table,
             bus=self.routing.bus,
+        )
+        self.history = History(
+            self,
+            "History",
+            stage=stage,
+            layer=layer,
+            table=self.store.table,
+            bus=self.routing.bus,
+            events_queue=self.events.queue,
+            stripe_read_key=stripe_read_key,
         )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
@@ -109,6 +122,9 @@ class StripeMiddlewareStack(Stack):
             "CommandsQueueUrl": self.gateway.commands.queue.queue_url,
             "CommandsDeadLetterQueueUrl": self.gateway.commands.dead_letter_queue.queue_url,
             "StripeApiKeySecretArn": self.gateway.stripe_api_key.secret_arn,
+            "StripeReadOnlyKeySecretArn": stripe_read_key.secret_arn,
+            "BackfillStateMachineArn": self.history.state_machine.state_machine_arn,
+            "BackfillDeadLetterQueueUrl": self.history.dead_letter_queue.queue_url,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -4,6 +4,7 @@ stripe-middleware local [--port 8787] [--webhook-secret whsec_...]   start every
 stripe-middleware send [--count N] [--duplicates F] [--shuffle] [--type T]
 stripe-middleware tail                                            print what is published on the bus
 stripe-middleware get TYPE ID                                     read an object from the read API
+stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import targets
+from stripe_middleware_dev import history, targets
 
 STATE_DIR = Path(".local")
 
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("type")
     get.add_argument("id")
     get.set_defaults(run=cmd_get)
+    history.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

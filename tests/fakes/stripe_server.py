@@ -1,6 +1,8 @@
 """A Stripe-compatible HTTP server on 127.0.0.1 for tests: the real Stripe SDK talks to it over HTTP.
 
-- GET serves objects put into `objects` by path (`/v1/customers/cus_123`).
+- GET serves objects put into `objects` by path (`/v1/customers/cus_123`), and lists them like Stripe's
+  list endpoints (`GET /v1/customers`: newest first, `limit`, `starting_after`, `created[gte|lte]`;
+  `/v1/customers/{id}/payment_methods`: that customer's payment methods).
 - POST to a list path creates an object (`/v1/customers` -> `cus_...`); POST to an object path updates it.
 - Like Stripe, a repeated `Idempotency-Key` replays the first answer instead of acting twice.
 - `rate_limit` (requests/s, token bucket with that burst) answers 429 beyond it, as Stripe does.
@@ -20,6 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from stripe_middleware.backfill.resources import RESOURCES
+
+# The list endpoints it serves: every one a backfill reads, and the Events API.
+COLLECTIONS = {r.path for r in RESOURCES.values() if "{" not in r.path} | {"/v1/events"}
 PREFIXES = {
     "customers": "cus",
     "refunds": "re",
@@ -75,6 +81,11 @@ def _error(kind: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
             "error": {"type": "invalid_request_error", "code": "lock_timeout", "message": "Object locked"}
         }
         return 409, body, {"Stripe-Should-Retry": "true"}
+    if kind == 401:
+        body = {
+            "error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****"}
+        }
+        return 401, body, {}
     if kind == 402:
         body = {
             "error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}
@@ -107,7 +118,8 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
         def _handle(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             params = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            params.update(parse_qsl(query))
             headers = {k.lower(): v for k, v in self.headers.items()}
             record = RecordedRequest(method, path, headers, params, at=time.monotonic())
             with state.lock:
@@ -144,10 +156,12 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             parts = path.strip("/").split("/")  # v1, resource, [id], [action]
             if method == "GET":
                 obj = state.objects.get(path)
-                return (
-                    (200, obj)
-                    if obj
-                    else (404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
+                if obj:
+                    return 200, obj
+                listed = _list(state, path, params)
+                return listed or (
+                    404,
+                    {"error": {"type": "invalid_request_error", "code": "resource_missing"}},
                 )
             if len(parts) == 2:
                 resource = parts[1]
@@ -173,6 +187,46 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             self._handle("POST")
 
     return Handler
+
+
+def _list(state: FakeStripe, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """A page of a list endpoint, or None when `path` lists nothing."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 4 and parts[1] == "customers" and parts[3] == "payment_methods":
+        prefix, customer = "/v1/payment_methods/", parts[2]
+    elif path in COLLECTIONS:
+        prefix, customer = path + "/", None
+    else:
+        return None
+    items = [
+        (n, obj)
+        for n, (key, obj) in enumerate(state.objects.items())
+        if key.startswith(prefix)
+        and "/" not in key[len(prefix) :]
+        and (customer is None or obj.get("customer") == customer)
+    ]
+    for bound, keep in (("gte", lambda c, b: c >= b), ("lte", lambda c, b: c <= b)):
+        if f"created[{bound}]" in params:
+            items = [
+                (n, o) for n, o in items if keep(int(o.get("created", 0)), int(params[f"created[{bound}]"]))
+            ]
+    ordered = [
+        o for _, o in sorted(items, key=lambda item: (item[1].get("created", 0), item[0]), reverse=True)
+    ]
+    after = params.get("starting_after")
+    if after:
+        ids = [o.get("id") for o in ordered]
+        if after not in ids:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such object: '{after}'",
+                }
+            }
+        ordered = ordered[ids.index(after) + 1 :]
+    limit = int(params.get("limit", 10))
+    return 200, {"object": "list", "url": path, "data": ordered[:limit], "has_more": len(ordered) > limit}
 
 
 def _unflatten(params: dict[str, str]) -> dict[str, Any]:

@@ -36,11 +36,13 @@ class Synthesized:
         return result
 
 
-def function_with_env(synth: Synthesized, variable: str) -> tuple[str, dict[str, Any]]:
+def function_named(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
+    """The function `functions/<name>/` (its service name is stripe-middleware-<name>)."""
     return next(
-        (name, f)
-        for name, f in synth.resources("AWS::Lambda::Function").items()
-        if variable in f["Properties"].get("Environment", {}).get("Variables", {})
+        (logical_id, f)
+        for logical_id, f in synth.resources("AWS::Lambda::Function").items()
+        if f["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME")
+        == f"stripe-middleware-{name}"
     )
 
 

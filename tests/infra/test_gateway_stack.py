@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synthesized, function_with_env, policy_statements_of
+from tests.infra.conftest import Synthesized, function_named, policy_statements_of
 
 
 def actions(synth: Synthesized, function: dict[str, Any], prefix: str) -> set[str]:
@@ -25,7 +25,7 @@ def test_command_routes_require_iam(dev: Synthesized) -> None:
 
 
 def test_gateway_consumes_the_commands_queue_with_bounded_concurrency(dev: Synthesized) -> None:
-    name, gateway = function_with_env(dev, "STRIPE_API_KEY_SECRET_ID")
+    name, gateway = function_named(dev, "gateway")
     dev.template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {

@@ -17,7 +17,7 @@ from stripe_middleware.shared.metadata_schema import (
     parse_metadata_schema,
 )
 from stripe_middleware_dev.tables import create_table_request
-from tests.infra.conftest import Synthesized, function_with_env, policy_statements_of, synthesized
+from tests.infra.conftest import Synthesized, function_named, policy_statements_of, synthesized
 
 
 def test_table_matches_the_shared_definition_with_pitr_encryption_and_ttl(dev: Synthesized) -> None:
@@ -61,7 +61,7 @@ def test_bus_has_an_archive_and_the_schemas_are_registered(dev: Synthesized) -> 
 
 
 def test_processor_consumes_the_events_queue_with_partial_batch_failures(dev: Synthesized) -> None:
-    name, function = function_with_env(dev, "EVENT_BUS_NAME")
+    name, function = function_named(dev, "processor")
     dev.template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -85,7 +85,7 @@ def test_processor_and_read_api_have_exactly_the_dynamodb_calls_they_make(dev: S
             actions.update(a for a in listed if a.startswith("dynamodb:"))
         return actions
 
-    _, processor = function_with_env(dev, "EVENT_BUS_NAME")
+    _, processor = function_named(dev, "processor")
     assert dynamodb_actions(processor) == {
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
@@ -114,9 +114,9 @@ def test_read_routes_require_iam(dev: Synthesized) -> None:
 
 def test_refetch_key_secret_only_when_asked() -> None:
     with_refetch = synthesized("dev", refetchSameSecond="true")
-    _, processor = function_with_env(with_refetch, "EVENT_BUS_NAME")
+    _, processor = function_named(with_refetch, "processor")
     assert "STRIPE_API_KEY_SECRET_ID" in processor["Properties"]["Environment"]["Variables"]
-    _, plain = function_with_env(synthesized("dev"), "EVENT_BUS_NAME")
+    _, plain = function_named(synthesized("dev"), "processor")
     assert "STRIPE_API_KEY_SECRET_ID" not in plain["Properties"]["Environment"]["Variables"]
 
 

@@ -49,8 +49,13 @@ class Cursor:
 
 
 class CursorStore(Protocol):
+    def start_run(self, run_id: str, as_of: int) -> int:
+        """Record a run once; return its `as_of` (the first start's, when the run is resumed)."""
+        ...
+
     def load(self, run_id: str, account: str | None, resource: str) -> Cursor | None: ...
     def save(self, cursor: Cursor) -> None: ...
+    def cursors(self, run_id: str) -> list[Cursor]: ...
 
 
 class SnapshotStore(Protocol):

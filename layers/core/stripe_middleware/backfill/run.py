@@ -10,7 +10,6 @@ first; 429s wait without using an attempt, 5xx and network errors are retried wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stripe_middleware.backfill.options import ALL, PLATFORM, BackfillOptions
 from stripe_middleware.backfill.ports import (
     BackfillFailedError,
     Cursor,
@@ -52,23 +52,6 @@ class PublicationFailedError(UnavailableError):
     code = "publication_failed"
 
 
-@dataclass(frozen=True)
-class BackfillOptions:
-    types: tuple[Resource, ...]
-    accounts: tuple[str | None, ...] = (None,)  # None: the platform account itself
-    created_gte: int | None = None
-    created_lte: int | None = None
-
-    def fingerprint(self) -> str:
-        """Same options, same run: running the same command again resumes (or finds it complete)."""
-        document = {
-            "types": [r.name for r in self.types],
-            "accounts": list(self.accounts),
-            "created": [self.created_gte, self.created_lte],
-        }
-        return hashlib.sha256(json.dumps(document).encode()).hexdigest()[:16]
-
-
 @dataclass
 class Backfill:
     """The collaborators of a run (ports), plus the run's identity and the clock."""
@@ -83,7 +66,7 @@ class Backfill:
     livemode: bool
     read_limits: Callable[[str], Sequence[tuple[str, int]]]  # endpoint path -> limiter keys
     run_id: str
-    as_of: int
+    as_of: int  # the run's snapshot time (CursorStore.start_run): the same on every resume
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     retries: int = 0  # Stripe answers retried (429, 5xx, network), for the metrics
@@ -95,7 +78,7 @@ def run_backfill(
 ) -> list[Cursor]:
     """Backfill every (account, type) of `options`; return the cursors (`done` unless the deadline came)."""
     cursors: list[Cursor] = []
-    for account in options.accounts:
+    for account in _accounts(options, backfill):
         for resource in options.types:
             if resource.connect_only and account is not None:
                 continue  # connected accounts are listed by the platform only
@@ -112,8 +95,20 @@ def run_backfill(
     return cursors
 
 
-def connected_accounts(lister: StripeLister, backfill: Backfill) -> list[str]:
-    """Every connected account of the platform (for `accounts="all"`)."""
+def _accounts(options: BackfillOptions, backfill: Backfill) -> list[str | None]:
+    """None for the platform itself, then connected accounts (every one of them for "all")."""
+    accounts: list[str | None] = []
+    for account in options.accounts:
+        if account in (PLATFORM, ALL):
+            accounts.append(None)
+        if account == ALL:
+            accounts += _connected_accounts(backfill)
+        elif account != PLATFORM:
+            accounts.append(account)
+    return list(dict.fromkeys(accounts))
+
+
+def _connected_accounts(backfill: Backfill) -> list[str]:
     ids: list[str] = []
     starting_after = None
     while True:

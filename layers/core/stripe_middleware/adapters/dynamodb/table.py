@@ -6,6 +6,7 @@ One definition serves the DynamoDB adapters, the CDK stack and local mode (via t
   event       pk = EVT#{event_id}                 sk = EVT      (de-duplication record, TTL `expires_at`)
   command     pk = CMD#{command_id}               sk = CMD
   rate slot   pk = RATE#{key}#{window}            sk = RATE     (TTL `expires_at`)
+  backfill    pk = BFRUN#{run_id}                 sk = RUN (its as_of) or CUR#{account}#{type} (cursors)
   gsi customer      gsi1pk = CUS#{account}#{mode}#{customer_id}              gsi1sk = {type}#{created}#{id}
   gsi type_created  gsi2pk = TYPE#{account}#{mode}#{object_type}#{YYYY-MM}   gsi2sk = {created}#{id}
 """
@@ -78,6 +79,14 @@ def command_key(command_id: str) -> dict[str, str]:
 
 def rate_key(key: str, window: int) -> dict[str, str]:
     return {PARTITION_KEY: f"RATE#{key}#{window}", SORT_KEY: "RATE"}
+
+
+def backfill_run_key(run_id: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"BFRUN#{run_id}", SORT_KEY: "RUN"}
+
+
+def backfill_cursor_key(run_id: str, account: str | None, resource: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"BFRUN#{run_id}", SORT_KEY: f"CUR#{account or PLATFORM}#{resource}"}
 
 
 def customer_index_keys(

@@ -1,10 +1,13 @@
-"""The Stripe SDK, configured once: pinned API version, explicit retries, optional base URL (local mode)."""
+"""The Stripe SDK, configured once (pinned API version, explicit retries, optional base URL), and its
+errors as `StripeFailure`s the contexts judge."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import stripe
+
+from stripe_middleware.shared.stripe_calls import StripeFailure
 
 
 def make_stripe_client(
@@ -22,3 +25,20 @@ def make_stripe_client(
 def is_live_key(api_key: str) -> bool:
     """Live or test mode is a property of the key: `sk_live_`/`rk_live_` keys act on live data."""
     return api_key.startswith(("sk_live_", "rk_live_"))
+
+
+def stripe_failure(error: stripe.StripeError) -> StripeFailure:
+    body = error.json_body if isinstance(error.json_body, dict) else {}
+    details = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
+    headers = {str(k).lower(): v for k, v in (error.headers or {}).items()}  # any HTTP client's casing
+    should_retry = headers.get("stripe-should-retry")
+    return StripeFailure(
+        type=details.get("type") or type(error).__name__,
+        code=error.code or details.get("code"),
+        message=details.get("message") or error.user_message or str(error),
+        http_status=error.http_status,
+        request_id=error.request_id,
+        should_retry={"true": True, "false": False}.get(str(should_retry)),
+        rate_limited=isinstance(error, stripe.RateLimitError),
+        network=isinstance(error, stripe.APIConnectionError),
+    )

@@ -1,4 +1,4 @@
-"""`commands.ports.StripeWriter` on the Stripe SDK: POST with an idempotency key; errors as StripeFailure."""
+"""`commands.ports.StripeWriter` on the Stripe SDK: POST with an idempotency key."""
 
 from __future__ import annotations
 
@@ -6,24 +6,8 @@ from typing import Any
 
 import stripe
 
-from stripe_middleware.shared.stripe_calls import StripeCallError, StripeFailure
-
-
-def stripe_failure(error: stripe.StripeError) -> StripeFailure:
-    body = error.json_body if isinstance(error.json_body, dict) else {}
-    details = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
-    headers = {str(k).lower(): v for k, v in (error.headers or {}).items()}  # any HTTP client's casing
-    should_retry = headers.get("stripe-should-retry")
-    return StripeFailure(
-        type=details.get("type") or type(error).__name__,
-        code=error.code or details.get("code"),
-        message=details.get("message") or error.user_message or str(error),
-        http_status=error.http_status,
-        request_id=error.request_id,
-        should_retry={"true": True, "false": False}.get(str(should_retry)),
-        rate_limited=isinstance(error, stripe.RateLimitError),
-        network=isinstance(error, stripe.APIConnectionError),
-    )
+from stripe_middleware.adapters.stripe.client import stripe_failure
+from stripe_middleware.shared.stripe_calls import StripeCallError
 
 
 class SdkStripeWriter:

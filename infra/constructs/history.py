@@ -1,0 +1,135 @@
+"""History: the backfill (a Step Functions loop over a Lambda that reads pages until close to its timeout)
+and its dead-letter queue for objects that cannot be stored.
+
+Step Functions rather than a self-invoking Lambda: each step and its progress is visible in the execution
+history, a failure stops with Stripe's reason instead of recursing silently, outages are retried with
+backoff by the state machine, and an operator can stop a run from the console.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.durable_queue import SQS_MAX_MESSAGE_BYTES
+from infra.constructs.lambda_code import PACKAGED_GATEWAY_CONFIG, PACKAGED_METADATA_SCHEMA
+from infra.constructs.python_function import PythonFunction
+from infra.nag import acknowledge
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
+
+BACKFILL_TIMEOUT = Duration.minutes(15)
+# Errors that mean "try the step again later" (outages); anything else fails the execution with its reason.
+RETRIED_ERRORS = [
+    "StoreUnavailableError",
+    "PublicationFailedError",
+    "UnavailableError",
+    "SecretUnavailableError",
+]
+
+
+class History(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        layer: lambda_.ILayerVersion,
+        table: dynamodb.ITable,
+        bus: events.IEventBus,
+        events_queue: sqs.IQueue,
+        stripe_read_key: secretsmanager.ISecret,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "BackfillDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(stage.dlq_retention_days),
+            max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
+            removal_policy=stage.removal_policy,
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the backfill: objects that could not be stored.",
+        )
+        self.backfill = PythonFunction(
+            self,
+            "Backfill",
+            name="backfill",
+            stage=stage,
+            layer=layer,
+            memory_size=512,
+            timeout=BACKFILL_TIMEOUT,
+            environment={
+                "TABLE_NAME": table.table_name,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "STRIPE_API_VERSION": STRIPE_API_VERSION,
+                "STRIPE_API_KEY_SECRET_ID": stripe_read_key.secret_arn,
+                "BACKFILL_DLQ_URL": self.dead_letter_queue.queue_url,
+                "EVENTS_QUEUE_URL": events_queue.queue_url,
+                "METADATA_SCHEMA_PATH": PACKAGED_METADATA_SCHEMA,
+                "GATEWAY_CONFIG_PATH": PACKAGED_GATEWAY_CONFIG,
+            },
+        ).function
+        # Objects under the order guard, cursors, and the shared rate limit: exactly these calls.
+        self.backfill.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                resources=[table.table_arn],
+            )
+        )
+        bus.grant_put_events_to(self.backfill)
+        self.dead_letter_queue.grant_send_messages(self.backfill)
+        stripe_read_key.grant_read(self.backfill)
+
+        read_pages = tasks.LambdaInvoke(
+            self,
+            "ReadPages",
+            lambda_function=self.backfill,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+            task_timeout=sfn.Timeout.duration(BACKFILL_TIMEOUT.plus(Duration.minutes(1))),
+        )
+        read_pages.add_retry(
+            errors=RETRIED_ERRORS, interval=Duration.seconds(30), backoff_rate=2, max_attempts=6
+        )
+        done = sfn.Choice(self, "AllTypesDone").when(
+            sfn.Condition.boolean_equals("$.done", True), sfn.Succeed(self, "Backfilled")
+        )
+        self.logs = logs.LogGroup(
+            self, "StateMachineLogs", retention=stage.log_retention, removal_policy=stage.removal_policy
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "BackfillStateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(read_pages.next(done.otherwise(read_pages))),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.logs, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.days(7),
+        )
+        function_id = Stack.of(self).get_logical_id(self.backfill.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.state_machine,
+            f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+            "Generated by CDK's LambdaInvoke: the state machine invokes the backfill function's versions.",
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Log delivery (logs:CreateLogDelivery, ...) and X-Ray (xray:PutTraceSegments) support no "
+            "resource-level permissions; every other grant names its resource.",
+        )
