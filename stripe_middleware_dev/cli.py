@@ -5,6 +5,8 @@ stripe-middleware send [--count N] [--duplicates F] [--shuffle] [--type T]
 stripe-middleware tail                                            print what is published on the bus
 stripe-middleware get TYPE ID                                     read an object from the read API
 stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
+stripe-middleware redrive --queue commands|events [--dry-run] [--max N] [--stage S]
+stripe-middleware rehearse --api-version V [--sample N] [--types T,..] [--stage S]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import history, targets
+from stripe_middleware_dev import history, redrive, rehearse, targets
 
 STATE_DIR = Path(".local")
 
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("id")
     get.set_defaults(run=cmd_get)
     history.register(commands)
+    redrive.register(commands)
+    rehearse.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from stripe_middleware.adapters.stripe.client import is_live_key
-from stripe_middleware.adapters.stripe.client import stripe_failure
+from stripe_middleware.adapters.stripe.client import is_live_key, stripe_failure
 from stripe_middleware.commands.config import load_gateway_config
 from stripe_middleware.commands.validation import CommandRejectedError, validate_command
 from stripe_middleware.shared.metadata_schema import load_metadata_schema

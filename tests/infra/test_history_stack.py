@@ -1,0 +1,55 @@
+"""The backfill's state machine, function and dead-letter queue, as synthesized."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.infra.conftest import Synthesized, function_named, policy_statements_of
+
+
+def _definition(dev: Synthesized) -> dict[str, Any]:
+    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else "0" for p in parts))
+
+
+def test_the_state_machine_loops_until_every_type_is_done_and_retries_only_outages(dev: Synthesized) -> None:
+    definition = _definition(dev)
+    read = definition["States"]["ReadPages"]
+    assert read["Next"] == "AllTypesDone"
+    choice = definition["States"]["AllTypesDone"]
+    assert choice["Choices"] == [{"Variable": "$.done", "BooleanEquals": True, "Next": "Backfilled"}]
+    assert choice["Default"] == "ReadPages"
+    retried = {e for r in read["Retry"] for e in r["ErrorEquals"]}
+    assert {"StoreUnavailableError", "PublicationFailedError"} <= retried
+    assert not retried & {"BackfillFailedError", "RejectedError", "States.ALL"}  # those stop, with the reason
+
+
+def test_the_state_machine_is_traced_and_logs_every_step(dev: Synthesized) -> None:
+    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_the_backfill_function_has_exactly_the_calls_it_makes(dev: Synthesized) -> None:
+    _, function = function_named(dev, "backfill")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert set(env) >= {"TABLE_NAME", "EVENT_BUS_NAME", "STRIPE_API_KEY_SECRET_ID", "BACKFILL_DLQ_URL"}
+    assert function["Properties"]["Timeout"] == 900
+    actions = {
+        a
+        for s in policy_statements_of(dev, function)
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+    assert "events:PutEvents" in actions and "sqs:SendMessage" in actions
+    assert not any(a.startswith(("dynamodb:Delete", "dynamodb:Scan", "sqs:Delete")) for a in actions)
+
+
+def test_the_stack_says_where_to_start_a_backfill_and_where_its_dead_letters_go(dev: Synthesized) -> None:
+    outputs = dev.json()["Outputs"]
+    assert {"BackfillStateMachineArn", "BackfillDeadLetterQueueUrl", "StripeReadOnlyKeySecretArn"} <= set(
+        outputs
+    )
