@@ -124,7 +124,8 @@ def _backfill_locally(target: targets.Target, options: Any) -> int:
     total = {k: sum(getattr(c, k) for c in cursors) for k in ("objects", "stored", "poison")}
     print(
         f"done: {total['objects']} objects read, {total['stored']} new or changed in the store, "
-        f"{total['poison']} could not be stored (in the backfill DLQ), {backfill.retries} Stripe retries"
+        f"{total['poison']} could not be stored (in the backfill DLQ), "
+        f"{backfill.reader.retries} Stripe retries"
     )
     return 0
 

@@ -26,6 +26,7 @@ from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_cl
 from stripe_middleware.adapters.stripe.reader import SdkStripeLister
 from stripe_middleware.backfill.options import BackfillOptions
 from stripe_middleware.backfill.ports import Cursor
+from stripe_middleware.backfill.reading import StripeReader
 from stripe_middleware.backfill.run import CLOCK_SKEW_MARGIN_SECONDS, Backfill, run_backfill
 from stripe_middleware.backfill.settings import HistorySettings
 from stripe_middleware.commands.config import load_gateway_config
@@ -50,19 +51,22 @@ class Dependencies:
     limiter: DynamoRateLimiter
     livemode: bool
 
+    def reader(self) -> StripeReader:
+        rate_limit = load_gateway_config().rate_limit
+        return StripeReader(
+            self.lister, self.limiter, lambda path: rate_limit.read_limits(self.livemode, path)
+        )
+
     def backfill(self, options: BackfillOptions, now: float) -> Backfill:
         as_of = self.cursors.start_run(options.run_id, int(now) - CLOCK_SKEW_MARGIN_SECONDS)
-        rate_limit = load_gateway_config().rate_limit
         return Backfill(
-            lister=self.lister,
+            reader=self.reader(),
             store=self.store,
             publisher=self.publisher,
             cursors=self.cursors,
             poison=self.poison,
-            limiter=self.limiter,
             schema=load_metadata_schema(),
             livemode=self.livemode,
-            read_limits=lambda path: rate_limit.read_limits(self.livemode, path),
             run_id=options.run_id,
             as_of=as_of,
         )
@@ -132,7 +136,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             for c in cursors
         )
         metrics.add_metric(name, MetricUnit.Count, delta)
-    metrics.add_metric(Metric.STRIPE_RETRIES, MetricUnit.Count, backfill.retries)
+    metrics.add_metric(Metric.STRIPE_RETRIES, MetricUnit.Count, backfill.reader.retries)
     done = all(c.done for c in cursors)  # run_backfill stops at the deadline on a cursor not done
     logger.info("backfill step", extra={"done": done, "progress": progress(cursors)})
     return {

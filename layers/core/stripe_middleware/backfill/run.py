@@ -5,14 +5,14 @@ timeout redoes at most one page, and the redone page writes the same order key (
 publishes again (at-least-once). Snapshots go through the store's order guard: a newer webhook state is
 never overwritten, and an object whose content the store already holds is neither written nor published,
 so running a backfill again changes nothing. Every Stripe call takes a slot of the shared rate limit
-first; 429s wait without using an attempt, 5xx and network errors are retried with backoff.
+first (reading.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +20,12 @@ from pydantic import ValidationError
 
 from stripe_middleware.backfill.options import ALL, PLATFORM, BackfillOptions
 from stripe_middleware.backfill.ports import (
-    BackfillFailedError,
     Cursor,
     CursorStore,
-    Page,
     PoisonSink,
     SnapshotStore,
-    StripeLister,
 )
+from stripe_middleware.backfill.reading import PAGE_SIZE, StripeReader
 from stripe_middleware.backfill.resources import RESOURCES, Resource
 from stripe_middleware.processing.models import StoredObject
 from stripe_middleware.processing.normalize import normalize_snapshot
@@ -37,10 +35,8 @@ from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.metadata_schema import MetadataSchema
 from stripe_middleware.shared.publishing import Publication, Publisher
-from stripe_middleware.shared.stripe_calls import RateLimiter, StripeCallError, backoff, is_retryable
+from stripe_middleware.shared.stripe_calls import StripeCallError
 
-PAGE_SIZE = 100  # Stripe's maximum
-MAX_ATTEMPTS = 8  # per Stripe call, for 5xx and network errors (429s do not count)
 # Snapshots rank as Stripe's state this long before the run started: a clock skew between us and
 # Stripe can then only make a snapshot lose to an event, never win against a newer one.
 CLOCK_SKEW_MARGIN_SECONDS = 60
@@ -56,20 +52,16 @@ class PublicationFailedError(UnavailableError):
 class Backfill:
     """The collaborators of a run (ports), plus the run's identity and the clock."""
 
-    lister: StripeLister
+    reader: StripeReader
     store: SnapshotStore
     publisher: Publisher
     cursors: CursorStore
     poison: PoisonSink
-    limiter: RateLimiter
     schema: MetadataSchema
     livemode: bool
-    read_limits: Callable[[str], Sequence[tuple[str, int]]]  # endpoint path -> limiter keys
     run_id: str
     as_of: int  # the run's snapshot time (CursorStore.start_run): the same on every resume
-    sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
-    retries: int = 0  # Stripe answers retried (429, 5xx, network), for the metrics
     on_page: Callable[[Cursor], None] = field(default=lambda cursor: None)
 
 
@@ -109,14 +101,8 @@ def _accounts(options: BackfillOptions, backfill: Backfill) -> list[str | None]:
 
 
 def _connected_accounts(backfill: Backfill) -> list[str]:
-    ids: list[str] = []
-    starting_after = None
-    while True:
-        page = _call(backfill, "/v1/accounts", {"limit": PAGE_SIZE}, starting_after, None)
-        ids += [str(a["id"]) for a in page.objects if isinstance(a, dict) and isinstance(a.get("id"), str)]
-        if not page.has_more or not page.objects:
-            return ids
-        starting_after = ids[-1]
+    accounts = backfill.reader.all("/v1/accounts", {}, None)
+    return [str(a["id"]) for a in accounts if isinstance(a, dict) and isinstance(a.get("id"), str)]
 
 
 def _next_page(resource: Resource, cursor: Cursor, options: BackfillOptions, backfill: Backfill) -> None:
@@ -131,7 +117,7 @@ def _next_page(resource: Resource, cursor: Cursor, options: BackfillOptions, bac
     else:  # a child list per parent object: page through the parents, list all children of each
         path = RESOURCES[resource.parent].path
     try:
-        page = _call(backfill, path, params, cursor.starting_after, cursor.account)
+        page = backfill.reader.page(path, params, cursor.starting_after, cursor.account)
     except StripeCallError as error:
         if error.failure.code == "resource_missing" and cursor.starting_after:
             # The cursor's object was deleted meanwhile: go on from its `created` time instead.
@@ -165,16 +151,8 @@ def _lte(options: BackfillOptions, cursor: Cursor) -> int | None:
 def _children(
     resource: Resource, parent_id: str, options: BackfillOptions, account: str | None, backfill: Backfill
 ) -> list[dict[str, Any]]:
-    path = resource.path.format(parent=parent_id)
-    children: list[dict[str, Any]] = []
-    starting_after = None
-    while True:
-        page = _call(backfill, path, {**resource.params, "limit": PAGE_SIZE}, starting_after, account)
-        children += [c for c in page.objects if _in_range(c, options)]
-        ids = [c["id"] for c in page.objects if isinstance(c, dict) and isinstance(c.get("id"), str)]
-        if not page.has_more or not ids:
-            return children
-        starting_after = ids[-1]
+    children = backfill.reader.all(resource.path.format(parent=parent_id), resource.params, account)
+    return [c for c in children if _in_range(c, options)]
 
 
 def _in_range(obj: Any, options: BackfillOptions) -> bool:
@@ -184,37 +162,6 @@ def _in_range(obj: Any, options: BackfillOptions) -> bool:
     return (options.created_gte is None or created >= options.created_gte) and (
         options.created_lte is None or created <= options.created_lte
     )
-
-
-def _call(
-    backfill: Backfill, path: str, params: dict[str, Any], starting_after: str | None, account: str | None
-) -> Page:
-    """One list call under the shared rate limit, with Stripe's retry rules."""
-    attempt = 0
-    while True:
-        while not backfill.limiter.acquire(backfill.read_limits(path)):
-            pass  # the limit is busy: acquire() already waited; keep waiting, a backfill is patient
-        try:
-            return backfill.lister.list_page(
-                path, params, starting_after=starting_after, stripe_account=account
-            )
-        except StripeCallError as error:
-            failure = error.failure
-            if failure.code == "resource_missing":
-                raise
-            if failure.rate_limited:  # Stripe did nothing: wait, without using an attempt
-                backfill.retries += 1
-                backfill.sleep(backoff(min(attempt + 1, 6)))
-                continue
-            if is_retryable(failure) and attempt + 1 < MAX_ATTEMPTS:
-                attempt += 1
-                backfill.retries += 1
-                backfill.sleep(backoff(min(attempt, 6)))
-                continue
-            raise BackfillFailedError(
-                f"Stripe refused GET {path} ({failure.http_status} {failure.type}"
-                f"{'/' + failure.code if failure.code else ''}): {failure.message}"
-            ) from error
 
 
 def _store_and_publish(objects: list[Any], cursor: Cursor, backfill: Backfill) -> None:

@@ -1,4 +1,5 @@
-"""DynamoDB adapter of `backfill.ports.CursorStore`: a run item and one cursor item per (account, type)."""
+"""DynamoDB adapters of the history cursors: a backfill run item and one cursor item per (account, type)
+(`backfill.ports.CursorStore`), and the catch-up cursor per mode (`backfill.catchup.CatchupCursorStore`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from stripe_middleware.adapters.dynamodb.table import (
     PARTITION_KEY,
     backfill_cursor_key,
     backfill_run_key,
+    catchup_cursor_key,
     string_key,
 )
 from stripe_middleware.backfill.ports import Cursor
@@ -71,3 +73,31 @@ class DynamoCursorStore:
         except Exception as error:
             raise StoreUnavailableError(f"GetItem failed: {type(error).__name__}") from error
         return item
+
+
+class DynamoCatchupCursorStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self, livemode: bool) -> int | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=string_key(catchup_cursor_key(livemode)), ConsistentRead=True
+            ).get("Item")
+        except Exception as error:
+            raise StoreUnavailableError(f"GetItem failed: {type(error).__name__}") from error
+        return int(item["until"]["N"]) if item else None
+
+    def advance(self, livemode: bool, until: int) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**string_key(catchup_cursor_key(livemode)), "until": {"N": str(until)}},
+                ConditionExpression=f"attribute_not_exists({PARTITION_KEY}) OR #until < :until",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":until": {"N": str(until)}},
+            )
+        except Exception as error:
+            if not is_conditional_check_failure(error):  # else: another run is already further
+                raise StoreUnavailableError(f"PutItem failed: {type(error).__name__}") from error

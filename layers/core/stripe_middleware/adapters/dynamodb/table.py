@@ -7,6 +7,7 @@ One definition serves the DynamoDB adapters, the CDK stack and local mode (via t
   command     pk = CMD#{command_id}               sk = CMD
   rate slot   pk = RATE#{key}#{window}            sk = RATE     (TTL `expires_at`)
   backfill    pk = BFRUN#{run_id}                 sk = RUN (its as_of) or CUR#{account}#{type} (cursors)
+  catch-up    pk = CATCHUP#{live|test}            sk = CURSOR   (`until`: events enqueued up to this time)
   gsi customer      gsi1pk = CUS#{account}#{mode}#{customer_id}              gsi1sk = {type}#{created}#{id}
   gsi type_created  gsi2pk = TYPE#{account}#{mode}#{object_type}#{YYYY-MM}   gsi2sk = {created}#{id}
 """
@@ -87,6 +88,10 @@ def backfill_run_key(run_id: str) -> dict[str, str]:
 
 def backfill_cursor_key(run_id: str, account: str | None, resource: str) -> dict[str, str]:
     return {PARTITION_KEY: f"BFRUN#{run_id}", SORT_KEY: f"CUR#{account or PLATFORM}#{resource}"}
+
+
+def catchup_cursor_key(livemode: bool) -> dict[str, str]:
+    return {PARTITION_KEY: f"CATCHUP#{mode_label(livemode)}", SORT_KEY: "CURSOR"}
 
 
 def customer_index_keys(
