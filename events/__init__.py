@@ -38,6 +38,8 @@ _DELETED_RESOURCES = {"customer", "product", "price", "coupon", "plan", "tax_id"
 DETAIL_SCHEMAS = {
     "stripe-event": "schemas/stripe-event.detail.schema.json",
     "stripe-middleware.metadata.violation": "schemas/metadata-violation.detail.schema.json",
+    "stripe-middleware.object.backfilled": "schemas/object-backfilled.detail.schema.json",
+    "stripe-middleware.catchup.gap": "schemas/catchup-gap.detail.schema.json",
 }
 
 

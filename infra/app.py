@@ -1,6 +1,7 @@
 """CDK app.
 
-`cdk synth -c stage=dev|staging|prod [-c stripePartnerEventSource=aws.partner/stripe.com/ed_...]`
+`cdk synth -c stage=dev|staging|prod [-c stripePartnerEventSource=aws.partner/stripe.com/ed_...]
+[-c refetchSameSecond=true] [-c catchupMinutes=15]`
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def build_app(app: App | None = None) -> tuple[App, StripeMiddlewareStack]:
             stage=stage,
             stripe_partner_event_source=partner_source or None,
             refetch_same_second=str(app.node.try_get_context("refetchSameSecond")).lower() == "true",
+            catchup_minutes=int(app.node.try_get_context("catchupMinutes") or 15),
         ),
         env=Environment(
             account=app.node.try_get_context("account"), region=app.node.try_get_context("region")

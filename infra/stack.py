@@ -33,6 +33,11 @@ class StackOptions:
     stage: StageConfig
     stripe_partner_event_source: str | None = None
     refetch_same_second: bool = False  # the processor reads the StripeReadOnlyKey secret too
+    catchup_minutes: int = 15  # how often catch-up lists Stripe's Events API
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.catchup_minutes <= 1440:
+            raise ValueError(f"catchupMinutes must be 1..1440, not {self.catchup_minutes}")
 
 
 class StripeMiddlewareStack(Stack):
@@ -108,6 +113,7 @@ class StripeMiddlewareStack(Stack):
             bus=self.routing.bus,
             events_queue=self.events.queue,
             stripe_read_key=stripe_read_key,
+            catchup_minutes=options.catchup_minutes,
         )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
@@ -125,6 +131,7 @@ class StripeMiddlewareStack(Stack):
             "StripeReadOnlyKeySecretArn": stripe_read_key.secret_arn,
             "BackfillStateMachineArn": self.history.state_machine.state_machine_arn,
             "BackfillDeadLetterQueueUrl": self.history.dead_letter_queue.queue_url,
+            "CatchupFunctionName": self.history.catchup.function_name,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

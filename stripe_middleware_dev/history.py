@@ -35,6 +35,20 @@ def register(commands: Any) -> None:
     backfill.add_argument("--restart", action="store_true", help="read everything again instead of resuming")
     targets.add_stage_argument(backfill)
     backfill.set_defaults(run=run_backfill_command)
+    catchup = commands.add_parser(
+        "catchup", help="enqueue the Stripe events webhooks missed, from the Events API (last 30 days)"
+    )
+    catchup.add_argument(
+        "--since", type=_date, help="list events from this time (default: where the last run stopped)"
+    )
+    catchup.add_argument(
+        "--grace",
+        type=int,
+        default=None,
+        help="leave events younger than this many seconds to their webhook (default 60)",
+    )
+    targets.add_stage_argument(catchup)
+    catchup.set_defaults(run=run_catchup_command)
 
 
 def _date(value: str) -> int:
@@ -92,19 +106,13 @@ def _start_execution(target: targets.Target, request: dict[str, Any]) -> int:
 
 
 def _backfill_locally(target: targets.Target, options: Any) -> int:
-    from functions.backfill.handler import build
+    from stripe_middleware.adapters.history import build
     from stripe_middleware.backfill.ports import BackfillFailedError
     from stripe_middleware.backfill.run import run_backfill
     from stripe_middleware.backfill.settings import HistorySettings
     from stripe_middleware.shared.contract import STRIPE_API_VERSION
 
-    api_key = os.environ.get("STRIPE_API_KEY")
-    if not api_key:
-        print(
-            "error: set STRIPE_API_KEY (and STRIPE_API_BASE for a Stripe-compatible server)", file=sys.stderr
-        )
-        return 2
-    deps = build(_settings(target, HistorySettings, STRIPE_API_VERSION), target.client, api_key)
+    deps = build(_settings(target, HistorySettings, STRIPE_API_VERSION), target.client, _api_key())
     started = time.time()
     backfill = deps.backfill(options, started)
     display = ProgressDisplay(started, options.created_gte, backfill.as_of)
@@ -180,3 +188,74 @@ class ProgressDisplay:
     def finish(self) -> None:
         if self.tty and self.current:
             print()
+
+
+def run_catchup_command(args: argparse.Namespace) -> int:
+    use_repo_config()
+    target = targets.resolve(args)
+    if not target.local:
+        return _invoke_catchup(target, args.since)
+    from stripe_middleware.adapters.history import build
+    from stripe_middleware.backfill.catchup import run_catchup
+    from stripe_middleware.backfill.ports import BackfillFailedError
+    from stripe_middleware.backfill.settings import HistorySettings
+    from stripe_middleware.shared.contract import STRIPE_API_VERSION
+
+    try:
+        history = build(_settings(target, HistorySettings, STRIPE_API_VERSION), target.client, _api_key())
+        catchup = history.catchup()
+        if args.grace is not None:
+            catchup.grace_seconds = args.grace
+        catchup.on_window = lambda r: print(
+            f"up to {_iso(r.until)}: {r.listed} events listed, {r.recovered} not processed before (enqueued)",
+            flush=True,
+        )
+        result = run_catchup(catchup, since=args.since)
+    except BackfillFailedError as error:
+        print(f"error: {error}\nThe cursor stays where the last full window ended.", file=sys.stderr)
+        return 1
+    return _report_catchup(vars(result) | {"done": result.done})
+
+
+def _invoke_catchup(target: targets.Target, since: int | None) -> int:
+    from botocore.config import Config
+
+    lambda_client = target.client("lambda", config=Config(read_timeout=330, retries={"max_attempts": 0}))
+    response = lambda_client.invoke(
+        FunctionName=target.require("catchup_function_name"),
+        Payload=json.dumps({"since": since} if since else {}).encode(),
+    )
+    result = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        print(f"error: the catch-up function failed: {result.get('errorMessage', result)}", file=sys.stderr)
+        return 1
+    if "skipped" in result:
+        print(f"catch-up is idle: {result['skipped']}", file=sys.stderr)
+        return 1
+    return _report_catchup(result)
+
+
+def _report_catchup(result: dict[str, Any]) -> int:
+    if result.get("gap"):
+        gap = result["gap"]
+        print(
+            f"GAP: events from {gap['missed_from']} to {gap['missed_until']} are older than the Events API "
+            f"keeps; run `{gap['suggestion']}` to repair the objects",
+            file=sys.stderr,
+        )
+    print(
+        f"caught up to {_iso(result['until'])}: {result['listed']} events listed, "
+        f"{result['recovered']} recovered (enqueued; the processor publishes each once)"
+        + ("" if result["done"] else "; stopped early, run again to go on")
+    )
+    return 0
+
+
+def _api_key() -> str:
+    api_key = os.environ.get("STRIPE_API_KEY", "")
+    if not api_key.startswith(("sk_", "rk_")):
+        sys.exit(
+            "error: set STRIPE_API_KEY to a secret or restricted key (sk_... or rk_...), and STRIPE_API_BASE "
+            "for a Stripe-compatible server"
+        )
+    return api_key

@@ -27,6 +27,7 @@ OUTPUT_NAMES = {
     "StripeApiKeySecretArn": "stripe_api_key_secret_arn",
     "BackfillStateMachineArn": "backfill_state_machine_arn",
     "BackfillDeadLetterQueueUrl": "backfill_dead_letter_queue_url",
+    "CatchupFunctionName": "catchup_function_name",
 }
 
 
@@ -35,13 +36,14 @@ class Target:
     outputs: dict[str, Any]
     local: bool
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, **options: Any) -> Any:
         import boto3
 
         if not self.local:
-            return boto3.client(service)
+            return boto3.client(service, **options)
         return boto3.client(
             service,
+            **options,
             endpoint_url=self.outputs["aws_endpoint_url"],
             region_name=self.outputs["region"],
             aws_access_key_id="local",

@@ -8,7 +8,6 @@ execution with the reason; an outage fails the step, which the state machine ret
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -16,85 +15,21 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stripe_middleware.adapters import aws
-from stripe_middleware.adapters.dynamodb.cursors import DynamoCursorStore
-from stripe_middleware.adapters.dynamodb.objects import ObjectStore
-from stripe_middleware.adapters.dynamodb.rate_limit import DynamoRateLimiter
-from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.history import History, build
 from stripe_middleware.adapters.secrets import read_secret
-from stripe_middleware.adapters.sqs.poison import SqsPoisonSink
-from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
-from stripe_middleware.adapters.stripe.reader import SdkStripeLister
 from stripe_middleware.backfill.options import BackfillOptions
 from stripe_middleware.backfill.ports import Cursor
-from stripe_middleware.backfill.reading import StripeReader
-from stripe_middleware.backfill.run import CLOCK_SKEW_MARGIN_SECONDS, Backfill, run_backfill
+from stripe_middleware.backfill.run import run_backfill
 from stripe_middleware.backfill.settings import HistorySettings
-from stripe_middleware.commands.config import load_gateway_config
 from stripe_middleware.shared.contract import Metric
-from stripe_middleware.shared.metadata_schema import load_metadata_schema
 
 logger = Logger()
 metrics = Metrics()
 DEADLINE_MARGIN_SECONDS = 60  # stop reading this long before Lambda's timeout, to save the cursor
 
 
-@dataclass
-class Dependencies:
-    """Everything a backfill run needs but its identity; the local CLI builds the same from its target."""
-
-    settings: HistorySettings
-    lister: SdkStripeLister
-    store: ObjectStore
-    publisher: EventPublisher
-    cursors: DynamoCursorStore
-    poison: SqsPoisonSink
-    limiter: DynamoRateLimiter
-    livemode: bool
-
-    def reader(self) -> StripeReader:
-        rate_limit = load_gateway_config().rate_limit
-        return StripeReader(
-            self.lister, self.limiter, lambda path: rate_limit.read_limits(self.livemode, path)
-        )
-
-    def backfill(self, options: BackfillOptions, now: float) -> Backfill:
-        as_of = self.cursors.start_run(options.run_id, int(now) - CLOCK_SKEW_MARGIN_SECONDS)
-        return Backfill(
-            reader=self.reader(),
-            store=self.store,
-            publisher=self.publisher,
-            cursors=self.cursors,
-            poison=self.poison,
-            schema=load_metadata_schema(),
-            livemode=self.livemode,
-            run_id=options.run_id,
-            as_of=as_of,
-        )
-
-
-def build(settings: HistorySettings, client: Any, api_key: str) -> Dependencies:
-    """Adapters for `settings`; `client(service)` makes boto3 clients (Lambda's, or local mode's)."""
-    dynamodb = client("dynamodb")
-    stripe = make_stripe_client(
-        api_key,
-        api_version=settings.stripe_api_version,
-        api_base=settings.stripe_api_base,
-        max_network_retries=0,
-    )  # retries go through the shared rate limit (run.py), never around it
-    return Dependencies(
-        settings=settings,
-        lister=SdkStripeLister(stripe),
-        store=ObjectStore(dynamodb, settings.table_name),
-        publisher=EventPublisher(client("events"), settings.event_bus_name),
-        cursors=DynamoCursorStore(dynamodb, settings.table_name),
-        poison=SqsPoisonSink(client("sqs"), settings.dead_letter_queue_url),
-        limiter=DynamoRateLimiter(dynamodb, settings.table_name),
-        livemode=is_live_key(api_key),
-    )
-
-
 @cache
-def dependencies() -> Dependencies:
+def dependencies() -> History:
     settings = HistorySettings.from_env()
     api_key = read_secret(aws.client("secretsmanager", aws.QUEUE_CONSUMER), settings.stripe_api_key_secret_id)
     return build(settings, lambda service: aws.client(service, aws.QUEUE_CONSUMER), api_key)

@@ -1,9 +1,13 @@
 """History: the backfill (a Step Functions loop over a Lambda that reads pages until close to its timeout)
-and its dead-letter queue for objects that cannot be stored.
+with its dead-letter queue for objects that cannot be stored, and the catch-up (a Lambda on an EventBridge
+Scheduler schedule that enqueues the events webhooks missed).
 
 Step Functions rather than a self-invoking Lambda: each step and its progress is visible in the execution
 history, a failure stops with Stripe's reason instead of recursing silently, outages are retried with
 backoff by the state machine, and an operator can stop a run from the console.
+
+The catch-up schedule has no dead-letter queue: each run starts from the cursor the last successful run
+left, so a failed invocation is healed by the next one; its retries stop before the next run is due.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -28,6 +34,7 @@ from infra.nag import acknowledge
 from stripe_middleware.shared.contract import STRIPE_API_VERSION
 
 BACKFILL_TIMEOUT = Duration.minutes(15)
+CATCHUP_TIMEOUT = Duration.minutes(5)
 # Errors that mean "try the step again later" (outages); anything else fails the execution with its reason.
 RETRIED_ERRORS = [
     "StoreUnavailableError",
@@ -49,6 +56,7 @@ class History(Construct):
         bus: events.IEventBus,
         events_queue: sqs.IQueue,
         stripe_read_key: secretsmanager.ISecret,
+        catchup_minutes: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -65,6 +73,16 @@ class History(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself the dead-letter queue of the backfill: objects that could not be stored.",
         )
+        environment = {  # HistorySettings: the same for both functions
+            "TABLE_NAME": table.table_name,
+            "EVENT_BUS_NAME": bus.event_bus_name,
+            "STRIPE_API_VERSION": STRIPE_API_VERSION,
+            "STRIPE_API_KEY_SECRET_ID": stripe_read_key.secret_arn,
+            "BACKFILL_DLQ_URL": self.dead_letter_queue.queue_url,
+            "EVENTS_QUEUE_URL": events_queue.queue_url,
+            "METADATA_SCHEMA_PATH": PACKAGED_METADATA_SCHEMA,
+            "GATEWAY_CONFIG_PATH": PACKAGED_GATEWAY_CONFIG,
+        }
         self.backfill = PythonFunction(
             self,
             "Backfill",
@@ -73,16 +91,7 @@ class History(Construct):
             layer=layer,
             memory_size=512,
             timeout=BACKFILL_TIMEOUT,
-            environment={
-                "TABLE_NAME": table.table_name,
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "STRIPE_API_VERSION": STRIPE_API_VERSION,
-                "STRIPE_API_KEY_SECRET_ID": stripe_read_key.secret_arn,
-                "BACKFILL_DLQ_URL": self.dead_letter_queue.queue_url,
-                "EVENTS_QUEUE_URL": events_queue.queue_url,
-                "METADATA_SCHEMA_PATH": PACKAGED_METADATA_SCHEMA,
-                "GATEWAY_CONFIG_PATH": PACKAGED_GATEWAY_CONFIG,
-            },
+            environment=environment,
         ).function
         # Objects under the order guard, cursors, and the shared rate limit: exactly these calls.
         self.backfill.add_to_role_policy(
@@ -132,4 +141,50 @@ class History(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "Log delivery (logs:CreateLogDelivery, ...) and X-Ray (xray:PutTraceSegments) support no "
             "resource-level permissions; every other grant names its resource.",
+        )
+
+        self.catchup = PythonFunction(
+            self,
+            "Catchup",
+            name="catchup",
+            stage=stage,
+            layer=layer,
+            timeout=CATCHUP_TIMEOUT,
+            environment=environment,
+        ).function
+        # Processed-event ids (BatchGetItem), its cursor (GetItem, PutItem), the rate limit (UpdateItem).
+        self.catchup.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+                resources=[table.table_arn],
+            )
+        )
+        events_queue.grant_send_messages(self.catchup)
+        bus.grant_put_events_to(self.catchup)  # the catch-up gap report
+        stripe_read_key.grant_read(self.catchup)
+        schedule_role = iam.Role(
+            self, "CatchupScheduleRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com")
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "CatchupSchedule",
+            description="Enqueue the Stripe events webhooks missed (stripe-middleware catch-up)",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(catchup_minutes)),
+            target=scheduler_targets.LambdaInvoke(
+                self.catchup,
+                role=schedule_role,
+                retry_attempts=2,
+                max_event_age=Duration.minutes(max(1, min(catchup_minutes - 1, 60))),
+            ),
+        )
+        catchup_id = Stack.of(self).get_logical_id(self.catchup.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            schedule_role,
+            f"AwsSolutions-IAM5[Resource::<{catchup_id}.Arn>:*]",
+            "Generated by CDK's scheduler target: the schedule invokes the catch-up function's versions.",
         )

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from infra.config import stage_config
+from infra.stack import StackOptions
 from tests.infra.conftest import Synthesized, function_named, policy_statements_of
 
 
@@ -53,3 +57,40 @@ def test_the_stack_says_where_to_start_a_backfill_and_where_its_dead_letters_go(
     assert {"BackfillStateMachineArn", "BackfillDeadLetterQueueUrl", "StripeReadOnlyKeySecretArn"} <= set(
         outputs
     )
+
+
+def test_catch_up_runs_every_15_minutes_by_default_with_retries_that_end_before_the_next_run(
+    dev: Synthesized,
+) -> None:
+    (schedule,) = dev.resources("AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    retry = schedule["Properties"]["Target"]["RetryPolicy"]
+    assert retry["MaximumRetryAttempts"] == 2 and retry["MaximumEventAgeInSeconds"] == 14 * 60
+    function_id, _ = function_named(dev, "catchup")
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_the_catch_up_function_reads_ids_and_enqueues_and_nothing_else(dev: Synthesized) -> None:
+    _, function = function_named(dev, "catchup")
+    assert function["Properties"]["Timeout"] == 300
+    actions = {
+        a
+        for s in policy_statements_of(dev, function)
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
+    assert {"sqs:SendMessage", "events:PutEvents", "secretsmanager:GetSecretValue"} <= actions
+    assert not any(
+        a.startswith(("sqs:Receive", "sqs:Delete", "dynamodb:Query", "dynamodb:Scan")) for a in actions
+    )
+
+
+def test_the_catch_up_interval_is_validated() -> None:
+    with pytest.raises(ValueError, match="catchupMinutes"):
+        StackOptions(stage=stage_config("dev"), catchup_minutes=0)
