@@ -43,6 +43,11 @@ class LocalResources:
     event_sources: list[dict[str, Any]] = field(default_factory=list)  # queue url/arn, function, batch
     outputs: dict[str, str] = field(default_factory=dict)
 
+    def triggered(self) -> set[str]:
+        """Functions something invokes locally (a route or a queue); the backfill and catch-up functions
+        run on demand in the CLI's own process instead (`stripe-middleware backfill`, `catchup`)."""
+        return {*self.routes.values(), *(source["function"] for source in self.event_sources)}
+
     def resolve(self, value: Any) -> Any:
         """The intrinsic functions the stack uses: Ref, Fn::GetAtt, Fn::Join."""
         if isinstance(value, dict) and len(value) == 1:

@@ -68,6 +68,8 @@ class LocalFunctions:
         self.locks: dict[str, threading.Lock] = {}
         self.names: dict[str, str] = {}
         for logical_id, function in resources.functions.items():
+            if logical_id not in resources.triggered():
+                continue
             os.environ.update(function.environment)  # read at import / first call, as on Lambda
             module = importlib.import_module(f"functions.{function.name}.handler")
             if hasattr(module, "dependencies"):

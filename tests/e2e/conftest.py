@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +39,14 @@ class LocalStack:
             aws_secret_access_key="local",
         )
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "stripe_middleware_dev.cli", "--state-dir", str(self.state_dir), *args],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
+            env={**os.environ, **env} if env else None,
         )
 
 
@@ -104,3 +107,32 @@ def local_stack(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def get(stack: LocalStack, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{stack.outputs['api_url']}{path}", timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def subscriber(local_stack: LocalStack) -> Any:
+    """A queue subscribed to the bus, the way another team would subscribe."""
+    sqs, events = local_stack.client("sqs"), local_stack.client("events")
+    name = f"subscriber-{time.monotonic_ns()}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = local_stack.outputs["event_bus_name"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["stripe-middleware"]}))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    received: list[dict[str, Any]] = []
+
+    def poll() -> list[dict[str, Any]]:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return received
+
+    return poll

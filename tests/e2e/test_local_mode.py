@@ -7,11 +7,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import pytest
 import stripe
 
 from events import stripe_event
-from tests.e2e.conftest import LocalStack, eventually, start_local
+from tests.e2e.conftest import LocalStack, eventually, get, start_local
 
 
 def post(
@@ -32,35 +31,6 @@ def post(
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def get(stack: LocalStack, path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"{stack.outputs['api_url']}{path}", timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-@pytest.fixture
-def subscriber(local_stack: LocalStack) -> Any:
-    """A queue subscribed to the bus, the way another team would subscribe."""
-    sqs, events = local_stack.client("sqs"), local_stack.client("events")
-    name = f"subscriber-{time.monotonic_ns()}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = local_stack.outputs["event_bus_name"]
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["stripe-middleware"]}))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    received: list[dict[str, Any]] = []
-
-    def poll() -> list[dict[str, Any]]:
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            received.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return received
-
-    return poll
 
 
 def test_signed_event_is_stored_and_published(local_stack: LocalStack, subscriber: Any) -> None:
