@@ -8,14 +8,16 @@ import platform
 import time
 from pathlib import Path
 
-from bench import cold_import, cost, gateway_bench, ingest_bench, processor_bench
+from bench import backfill_bench, cold_import, cost, gateway_bench, ingest_bench, processor_bench
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test, not a measurement)")
     args = parser.parse_args()
-    runs, iterations, unique, commands = (3, 200, 140, 60) if args.quick else (7, 2000, 700, 250)
+    runs, iterations, unique, commands, customers = (
+        (3, 200, 140, 60, 30) if args.quick else (7, 2000, 700, 250, 300)
+    )
     results = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
@@ -26,14 +28,23 @@ def main() -> int:
     }
     results["cost_per_million"] = cost.per_million(results["ingest_warm_cpu"], results["processor"])
     results["gateway"] = gateway_bench.run(commands)
+    results["backfill"] = backfill_bench.run(customers)
     Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
     return 0
 
 
 def table(r: dict) -> str:  # type: ignore[type-arg]
-    cold, warm, proc, costs, gw = (
-        r[k] for k in ("ingest_cold_start", "ingest_warm_cpu", "processor", "cost_per_million", "gateway")
+    cold, warm, proc, costs, gw, bf = (
+        r[k]
+        for k in (
+            "ingest_cold_start",
+            "ingest_warm_cpu",
+            "processor",
+            "cost_per_million",
+            "gateway",
+            "backfill",
+        )
     )
     rows = [
         (
@@ -80,6 +91,12 @@ def table(r: dict) -> str:  # type: ignore[type-arg]
             f"{gw['achieved_per_second']} of {gw['limit_per_second']} req/s",
             f"{gw['throughput_over_limit']}; failed {gw['failed_commands']}, duplicates {gw['duplicate_creations']}",
             gw["met"],
+        ),
+        (
+            "6 backfill throughput / read limit",
+            f"{bf['achieved_per_second']} of {bf['allowed_read_per_second']} req/s ({bf['objects_per_second']} objects/s)",
+            f"{bf['throughput_over_limit']}; lost {bf['lost_objects']}, Stripe 429s {bf['stripe_429s']}",
+            bf["met"],
         ),
     ]
     imports = r["cold_import"]

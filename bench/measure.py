@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -103,3 +105,39 @@ def _value_size(value: dict[str, Any]) -> int:
     if kind == "L":
         return 3 + sum(_value_size(v) + 1 for v in data)
     return len(str(data))
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port (thread-safe, real HTTP), boto3 pointed at it, logs muted;
+    the environment is restored on exit."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from stripe_middleware_dev.local.runtime import reserve
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    sock = reserve(0)
+    port = sock.getsockname()[1]
+    sock.close()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = dict(os.environ)
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="Bench",
+        POWERTOOLS_SERVICE_NAME="bench",
+    )
+    real_stdout, sys.stdout = sys.stdout, QUIET
+    try:
+        yield url
+    finally:
+        sys.stdout = real_stdout
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import boto3
@@ -42,6 +43,19 @@ def test_each_window_grants_its_share_of_the_per_second_limit(
     assert granted == int(20 * WINDOW_SECONDS)
     clock.now += WINDOW_SECONDS
     assert limiter.try_acquire([("test", 20)])
+
+
+@pytest.mark.parametrize("per_second", [1, 2, 10, 25, 33])
+def test_every_second_grants_exactly_the_rate_and_no_window_more_than_its_rounded_up_share(
+    limiter_and_clock: tuple[DynamoRateLimiter, Clock], per_second: int
+) -> None:
+    limiter, clock = limiter_and_clock
+    per_window = []
+    for _ in range(int(2 / WINDOW_SECONDS)):  # two seconds of windows
+        per_window.append(sum(limiter.try_acquire([("test", per_second)]) for _ in range(per_second)))
+        clock.now += WINDOW_SECONDS
+    assert sum(per_window) == 2 * per_second
+    assert max(per_window) <= math.ceil(per_second * WINDOW_SECONDS)
 
 
 def test_two_limiters_share_one_limit(limiter_and_clock: tuple[DynamoRateLimiter, Clock]) -> None:

@@ -2,7 +2,8 @@
 
 Each request takes one slot in the current window of every key it counts against (account-wide, and its
 endpoint), with an atomic conditional `ADD`. Windows are a quarter second, so a burst can never exceed a
-quarter of the per-second limit at a window edge (Stripe meters with a token bucket). Counters expire by TTL.
+quarter of the per-second limit (rounded up) at a window edge (Stripe meters with a token bucket). Counters
+expire by TTL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from stripe_middleware.adapters.dynamodb.table import TTL_ATTRIBUTE, rate_key, s
 from stripe_middleware.shared.errors import StoreUnavailableError
 
 WINDOW_SECONDS = 0.25
+
+
+def slots(per_second: int, window: int) -> int:
+    """The slots of one window: the per-second rate spread over the windows so that every second (and
+    every run of windows) gets exactly its share; 10/s in quarter seconds is 2, 3, 2, 3, not 2, 2, 2, 2."""
+    return math.floor((window + 1) * per_second * WINDOW_SECONDS) - math.floor(
+        window * per_second * WINDOW_SECONDS
+    )
 
 
 class DynamoRateLimiter:
@@ -39,7 +48,9 @@ class DynamoRateLimiter:
         now = self._clock()
         window = math.floor(now / WINDOW_SECONDS)
         for key, per_second in limits:
-            per_window = max(1, math.floor(per_second * WINDOW_SECONDS))
+            per_window = slots(per_second, window)
+            if per_window == 0:  # below 4/s some windows have no slot at all
+                return False
             try:
                 self._client.update_item(
                     TableName=self._table,
