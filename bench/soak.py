@@ -2,7 +2,8 @@
 
 Deliveries are built from the real fixtures: 30 % duplicates, shuffled (lifecycle events share seconds),
 2 % bad signatures, 1 % expired timestamps, 1 % malformed bodies, a few oversized invoices, a few poison
-messages straight into the queue. Faults, 5 % each: DynamoDB throttling (answered at the HTTP level, so
+messages straight into the queue, and 2 % of the events never delivered at all (a missed webhook), which
+a catch-up run then lists from a fake Stripe's Events API and recovers. Faults, 5 % each: DynamoDB throttling (answered at the HTTP level, so
 the SDK's retry meets it), partial PutEvents failure, processor crash mid-batch (after the store write,
 before publication). Publications are counted as EventBridge accepts them. Exit code 0 only when every
 assertion holds.
@@ -28,6 +29,7 @@ from typing import Any
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"\b\d{15,16}\b")  # card numbers (timestamps in ms are 13 digits)
 WAVE = 500
+MISSED_SHARE = 0.02  # events whose webhook never arrives; catch-up must recover every one
 POISON = ['{"poison": 1}', "not json at all", '{"id": "evt_poison", "object": "event"}']
 
 
@@ -183,6 +185,8 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         published: list[dict[str, Any]] = []
         injected = inject_faults(rng, fault_rate, published)
         deliveries, valid = build_deliveries(total, rng)
+        missed = set(rng.sample(sorted(valid), max(1, int(len(valid) * MISSED_SHARE))))
+        deliveries = [d for d in deliveries if d["event"]["id"] not in missed]
         started = time.monotonic()
         answers: list[tuple[str, int]] = []
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -197,6 +201,8 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         sent = time.monotonic() - started
         for body in POISON:
             sqs.send_message(QueueUrl=outputs["events_queue_url"], MessageBody=body)
+        _wait_until_drained(sqs, outputs["events_queue_url"])
+        recovered = catch_up(outputs, valid)
         _wait_until_drained(sqs, outputs["events_queue_url"])
         elapsed = time.monotonic() - started
         dead = _drain(sqs, outputs["events_dead_letter_queue_url"])
@@ -239,6 +245,8 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         "faults_injected": dict(injected),
         "seconds": round(elapsed, 1),
         "sending_seconds": round(sent, 1),
+        "missed_webhooks": len(missed),
+        "recovered_by_catchup": recovered,
         "lost_valid_events": len(lost),
         "objects_regressed": len(regressed),
         "publications_per_unique_event": round(sum(counts[i] for i in valid) / len(valid), 4),
@@ -250,6 +258,7 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
     }
     checks = {
         "0 valid events lost": not lost,
+        "catch-up recovered exactly the missed webhooks": recovered == len(missed),
         "0 objects regressed": not regressed,
         "every valid answer 200": set(statuses["valid"]) == {200},
         "every invalid answer 400": all(
@@ -264,6 +273,34 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     return 0 if all(checks.values()) else 1
+
+
+def catch_up(outputs: dict[str, Any], valid: dict[str, dict[str, Any]]) -> int:
+    """One catch-up run against a fake Stripe whose Events API holds every valid event; return how many
+    events it found unprocessed and enqueued."""
+    from stripe_middleware.adapters.history import build
+    from stripe_middleware.backfill.catchup import run_catchup
+    from stripe_middleware.backfill.settings import HistorySettings
+    from stripe_middleware.shared.contract import STRIPE_API_VERSION
+    from stripe_middleware_dev.targets import Target
+    from tests.fakes.stripe_server import fake_stripe
+
+    with fake_stripe() as stripe_server:
+        stripe_server.objects.update({f"/v1/events/{i}": e for i, e in valid.items()})
+        settings = HistorySettings(
+            table_name=outputs["table_name"],
+            event_bus_name=outputs["event_bus_name"],
+            stripe_api_version=STRIPE_API_VERSION,
+            stripe_api_key_secret_id="",
+            dead_letter_queue_url=outputs["backfill_dead_letter_queue_url"],
+            events_queue_url=outputs["events_queue_url"],
+            stripe_api_base=stripe_server.url,
+        )
+        catchup = build(settings, Target(outputs, local=True).client, "rk_test_soak").catchup()
+        newest = max(e["created"] for e in valid.values())
+        catchup.clock = lambda: newest + catchup.grace_seconds + 1  # the events are "recent"
+        result = run_catchup(catchup, since=min(e["created"] for e in valid.values()))
+        return result.recovered
 
 
 def _wait_until_drained(

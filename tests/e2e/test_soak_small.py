@@ -18,6 +18,7 @@ def test_small_soak_loses_nothing_under_faults() -> None:
     report = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report["lost_valid_events"] == 0 and report["objects_regressed"] == 0
+    assert report["recovered_by_catchup"] == report["missed_webhooks"] > 0
     assert report["invalid_requests_enqueued"] == 0 and report["dlq_only_poison"]
     assert sum(report["faults_injected"].values()) > 0  # the faults really happened
     assert report["answers"]["bad_signature"] == {"400": 6}
