@@ -641,11 +641,11 @@ def parse_types(value: str | None) -> list[str] | None:
 
 
 def api_key(args: argparse.Namespace, target: targets.Target) -> str:
-    """`--stage`: the gateway's key, from its secret; locally: `STRIPE_API_KEY`."""
+    """`--stage`: the read-only key, from its secret (a rehearsal only reads); locally: `STRIPE_API_KEY`."""
     if getattr(args, "stage", None):
         from stripe_middleware.adapters.secrets import read_secret
 
-        return read_secret(target.client("secretsmanager"), target.require("stripe_api_key_secret_arn"))
+        return read_secret(target.client("secretsmanager"), target.require("stripe_read_only_key_secret_arn"))
     key = os.environ.get("STRIPE_API_KEY", "").strip()
     if not key:
         raise ValueError(

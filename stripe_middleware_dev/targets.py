@@ -25,6 +25,7 @@ OUTPUT_NAMES = {
     "CommandsQueueUrl": "commands_queue_url",
     "CommandsDeadLetterQueueUrl": "commands_dead_letter_queue_url",
     "StripeApiKeySecretArn": "stripe_api_key_secret_arn",
+    "StripeReadOnlyKeySecretArn": "stripe_read_only_key_secret_arn",
     "BackfillStateMachineArn": "backfill_state_machine_arn",
     "BackfillDeadLetterQueueUrl": "backfill_dead_letter_queue_url",
     "CatchupFunctionName": "catchup_function_name",

@@ -207,15 +207,15 @@ def test_without_a_key_nothing_is_fetched(
     assert setup.stripe.requests == []
 
 
-def test_a_deployed_stage_uses_the_gateway_key_from_its_secret(
+def test_a_deployed_stage_uses_the_read_only_key_from_its_secret(
     setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STRIPE_API_KEY")
     arn = boto3.client("secretsmanager").create_secret(
-        Name="stripe-api-key", SecretString="rk_test_gateway\n"
+        Name="stripe-read-key", SecretString="rk_test_reader\n"
     )["ARN"]
-    stage = targets.Target({"table_name": "store", "stripe_api_key_secret_arn": arn}, local=False)
+    stage = targets.Target({"table_name": "store", "stripe_read_only_key_secret_arn": arn}, local=False)
     monkeypatch.setattr(targets, "resolve", lambda args: stage if args.stage == "dev" else None)
     assert setup.run("--api-version", ADDITIVE, "--stage", "dev", "--types", "customer", "--sample", "1") == 0
     assert "customer: 1 sampled, 1 compared" in capsys.readouterr().out
-    assert {r.headers["authorization"] for r in setup.stripe.requests} == {"Bearer rk_test_gateway"}
+    assert {r.headers["authorization"] for r in setup.stripe.requests} == {"Bearer rk_test_reader"}
