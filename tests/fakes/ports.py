@@ -9,6 +9,7 @@ what tests assert on.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import secrets
 import time
@@ -16,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stripe_middleware.backfill.ports import Cursor, Page
 from stripe_middleware.commands.models import Command
 from stripe_middleware.commands.ports import NotQueuedError
 from stripe_middleware.ingest.ports import NotDurableError, QueuedEvent
 from stripe_middleware.processing.models import StoredObject, StripeEvent
 from stripe_middleware.processing.ports import ObjectTooLargeError, UpsertResult
-from stripe_middleware.shared.errors import SecretUnavailableError, StoreUnavailableError
+from stripe_middleware.shared.errors import SecretUnavailableError, StoreUnavailableError, UnavailableError
 from stripe_middleware.shared.publishing import Publication
 from stripe_middleware.shared.stripe_calls import StripeCallError, StripeFailure
 
@@ -75,15 +77,17 @@ def _scope(account: str | None, livemode: bool) -> str:
 
 @dataclass
 class FakeStore:
-    """`processing.ports.Store` and `read.ports.ReadStore`, with ObjectStore's order guard.
+    """`processing.ports.Store`, `read.ports.ReadStore` and `backfill.ports.SnapshotStore`, with
+    ObjectStore's order guard.
 
     Failure switches:
-    - `unavailable`: operation names ("seen_events", "upsert", "record_events", "get_object",
-      "customer_objects") that raise StoreUnavailableError on every call;
+    - `unavailable`: operation names ("seen_events", "upsert", "upsert_snapshot", "record_events",
+      "get_object", "customer_objects") that raise StoreUnavailableError on every call;
     - `unavailable_ids` / `too_large_ids`: object ids whose upsert raises StoreUnavailableError /
       ObjectTooLargeError, before anything is written;
     - `crash_after_upsert`: event ids whose write is applied and then the process "dies"
-      (SimulatedCrash, once per id): a crash between the store and the publication.
+      (SimulatedCrash, once per id): a crash between the store and the publication;
+      `crash_after_snapshot` does the same for a backfill's snapshot of those object ids.
     """
 
     objects: dict[StoreKey, StoredObject] = field(default_factory=dict)
@@ -94,6 +98,7 @@ class FakeStore:
     unavailable_ids: set[str] = field(default_factory=set)
     too_large_ids: set[str] = field(default_factory=set)
     crash_after_upsert: set[str] = field(default_factory=set)
+    crash_after_snapshot: set[str] = field(default_factory=set)  # object ids, as crash_after_upsert
 
     def _check(self, operation: str) -> None:
         if operation in self.unavailable:
@@ -122,6 +127,29 @@ class FakeStore:
         if stored.event_id in self.crash_after_upsert:
             self.crash_after_upsert.discard(stored.event_id)
             raise SimulatedCrash(f"crashed after storing {stored.event_id}")
+        return UpsertResult(applied=True, previous_order_key=previous_key)
+
+    # -- backfill.ports.SnapshotStore
+    def upsert_snapshot(self, stored: StoredObject) -> UpsertResult:
+        """As ObjectStore.upsert_snapshot: the order guard, and no write when the content is the same."""
+        self._check("upsert_snapshot")
+        if stored.object_id in self.unavailable_ids:
+            raise StoreUnavailableError(f"fake store: upsert of {stored.object_id} is unavailable")
+        if stored.object_id in self.too_large_ids:
+            raise ObjectTooLargeError(f"{stored.object_type} {stored.object_id}: too large")
+        key = (stored.object_type, stored.object_id, stored.account, stored.livemode)
+        previous = self.objects.get(key)
+        previous_key = previous.order_key if previous is not None else None
+        if previous is not None and (
+            previous.order_key >= stored.order_key or previous.object == stored.object  # same content hash
+        ):
+            return UpsertResult(applied=False, previous_order_key=previous_key)
+        self.objects[key] = stored.model_copy(deep=True)
+        self.stored_at[key] = int(time.time())
+        self.writes.append(stored)
+        if stored.object_id in self.crash_after_snapshot:
+            self.crash_after_snapshot.discard(stored.object_id)
+            raise SimulatedCrash(f"crashed after storing the snapshot of {stored.object_id}")
         return UpsertResult(applied=True, previous_order_key=previous_key)
 
     def record_events(self, event_ids: Sequence[str]) -> None:
@@ -376,3 +404,181 @@ class FakeStripeWriter:
 
     def posts_to(self, path: str) -> list[StripeCall]:
         return [call for call in self.calls if call.path == path]
+
+
+# -- backfill and catch-up -------------------------------------------------------------------------
+@dataclass
+class FakeClock:
+    """A clock that stands still until a test (or a progress hook) moves it."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def resource_missing(message: str) -> StripeFailure:
+    """Stripe's 404 for an id it does not know (any more), as the SDK adapter builds it."""
+    return StripeFailure(
+        type="invalid_request_error",
+        code="resource_missing",
+        message=message,
+        http_status=404,
+        request_id=f"req_fake{secrets.token_hex(4)}",
+    )
+
+
+@dataclass(frozen=True)
+class ListCall:
+    path: str
+    params: dict[str, Any]
+    starting_after: str | None
+    stripe_account: str | None
+
+
+@dataclass
+class FakeStripeLister:
+    """`backfill.ports.StripeLister` over in-memory lists, one per (Stripe-Account, path); None: the platform.
+
+    Lists as Stripe does: newest first (by `created`, then the last added), `limit`, `created` bounds
+    (`params["created"] = {"gte": .., "lte": ..}`), and `starting_after`, which answers resource_missing
+    when that object is not in the list (any more). A child list (`/v1/customers/{id}/payment_methods`)
+    answers resource_missing when its parent is not in the parent list of the same account.
+    `fail_next` answers the next calls, in order: a failure, or None for a normal answer (`fail_after`).
+    """
+
+    lists: dict[tuple[str | None, str], list[dict[str, Any]]] = field(default_factory=dict)
+    calls: list[ListCall] = field(default_factory=list)  # every call, failed ones included
+    fail_next: list[StripeFailure | None] = field(default_factory=list)
+
+    def add(self, path: str, *objects: dict[str, Any], account: str | None = None) -> None:
+        self.lists.setdefault((account, path), []).extend(copy.deepcopy(list(objects)))
+
+    def delete(self, path: str, object_id: str, *, account: str | None = None) -> None:
+        listed = self.lists.get((account, path), [])
+        self.lists[(account, path)] = [o for o in listed if o.get("id") != object_id]
+
+    def fail_after(self, calls: int, *failures: StripeFailure) -> None:
+        """Answer the next `calls` calls normally, then with `failures`, one per call."""
+        self.fail_next = [None] * calls + list(failures)
+
+    def list_page(
+        self, path: str, params: dict[str, Any], *, starting_after: str | None, stripe_account: str | None
+    ) -> Page:
+        self.calls.append(ListCall(path, copy.deepcopy(params), starting_after, stripe_account))
+        failure = self.fail_next.pop(0) if self.fail_next else None
+        if failure is not None:
+            raise StripeCallError(failure)
+        parts = path.strip("/").split("/")  # v1, parents, [parent id, children]
+        if len(parts) == 4 and parts[2] not in self._ids(stripe_account, f"/v1/{parts[1]}"):
+            raise StripeCallError(resource_missing(f"No such {parts[1].removesuffix('s')}: '{parts[2]}'"))
+        listed = self.lists.get((stripe_account, path), [])
+        newest_first = sorted(range(len(listed)), key=lambda n: (listed[n].get("created", 0), n))[::-1]
+        ordered = [listed[n] for n in newest_first]
+        if starting_after is not None:
+            ids = [o.get("id") for o in ordered]
+            if starting_after not in ids:
+                raise StripeCallError(resource_missing(f"No such object: '{starting_after}'"))
+            ordered = ordered[ids.index(starting_after) + 1 :]
+        created = params.get("created") or {}
+        gte, lte = created.get("gte"), created.get("lte")
+        matching = [
+            o
+            for o in ordered
+            if (gte is None or o.get("created", 0) >= gte) and (lte is None or o.get("created", 0) <= lte)
+        ]
+        limit = int(params.get("limit", 10))
+        return Page(objects=copy.deepcopy(matching[:limit]), has_more=len(matching) > limit)
+
+    def _ids(self, account: str | None, path: str) -> list[Any]:
+        return [o.get("id") for o in self.lists.get((account, path), [])]
+
+    def calls_to(self, path: str) -> list[ListCall]:
+        return [call for call in self.calls if call.path == path]
+
+
+@dataclass
+class FakeCursorStore:
+    """`backfill.ports.CursorStore`: cursors kept as copies (JSON in DynamoDB), a run's first `as_of`.
+
+    `crash_before_save`: the number (1-based, over this store's life) of the save at which the process
+    "dies" instead of saving (SimulatedCrash, once): a page stored and published, its cursor not saved.
+    """
+
+    runs: dict[str, int] = field(default_factory=dict)
+    saved: dict[tuple[str, str | None, str], Cursor] = field(default_factory=dict)
+    saves: int = 0
+    crash_before_save: int | None = None
+
+    def start_run(self, run_id: str, as_of: int) -> int:
+        return self.runs.setdefault(run_id, as_of)
+
+    def load(self, run_id: str, account: str | None, resource: str) -> Cursor | None:
+        found = self.saved.get((run_id, account, resource))
+        return dataclasses.replace(found) if found is not None else None
+
+    def save(self, cursor: Cursor) -> None:
+        self.saves += 1
+        if self.saves == self.crash_before_save:
+            self.crash_before_save = None
+            raise SimulatedCrash(f"crashed before saving the cursor of {cursor.resource}")
+        self.saved[(cursor.run_id, cursor.account, cursor.resource)] = dataclasses.replace(cursor)
+
+    def cursors(self, run_id: str) -> list[Cursor]:
+        return [dataclasses.replace(c) for key, c in self.saved.items() if key[0] == run_id]
+
+
+@dataclass
+class FakePoisonSink:
+    """`backfill.ports.PoisonSink`: keeps the records (JSON round-tripped); `fail` is an SQS outage."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    fail: bool = False
+
+    def put(self, record: dict[str, Any]) -> None:
+        if self.fail:
+            raise UnavailableError("fake poison sink refused the record")
+        self.records.append(json.loads(json.dumps(record, default=str)))
+
+
+@dataclass
+class FakeCatchupCursors:
+    """`backfill.catchup.CatchupCursorStore`: one cursor per mode that never moves back.
+
+    `history` is every value a cursor took, in order (refused moves back are not in it).
+    """
+
+    until: dict[bool, int] = field(default_factory=dict)
+    history: list[int] = field(default_factory=list)
+    unavailable: bool = False
+
+    def load(self, livemode: bool) -> int | None:
+        if self.unavailable:
+            raise StoreUnavailableError("fake catch-up cursor store is unavailable")
+        return self.until.get(livemode)
+
+    def advance(self, livemode: bool, until: int) -> None:
+        if self.unavailable:
+            raise StoreUnavailableError("fake catch-up cursor store is unavailable")
+        current = self.until.get(livemode)
+        if current is None or until > current:
+            self.until[livemode] = until
+            self.history.append(until)
+
+
+@dataclass
+class FakeFlakyEventQueue(FakeEventQueue):
+    """A FakeEventQueue that accepts its first `accept` messages, then refuses like an SQS outage."""
+
+    accept: int | None = None  # None: no outage
+
+    def enqueue(self, event: QueuedEvent) -> str:
+        if self.accept is not None and len(self.events) >= self.accept:
+            self.fail = True
+        return super().enqueue(event)
+
+    def recover(self) -> None:
+        self.accept, self.fail = None, False

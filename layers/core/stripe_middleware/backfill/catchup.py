@@ -101,13 +101,14 @@ def run_catchup(
             raise UnpublishedGapError("the catch-up gap could not be published; the next run reports it")
         result.until = start = oldest_available
     low = start
+    enqueued: set[str] = set()  # by this run: the next window's overlap may list them again, unprocessed
     while low < target:
         if deadline is not None and catchup.clock() >= deadline:
             break
         high = min(low + WINDOW_SECONDS, target)
         events = _list_events(catchup.reader, max(low - OVERLAP_SECONDS, 0), high)
         result.listed += len(events)
-        result.recovered += _enqueue_unseen(catchup, events)
+        result.recovered += _enqueue_unseen(catchup, events, enqueued)
         catchup.cursors.advance(catchup.livemode, high)
         result.until = low = high
         catchup.on_window(result)
@@ -127,13 +128,15 @@ def _list_events(reader: StripeReader, gte: int, lte: int) -> list[Any]:
         starting_after = ids[-1]
 
 
-def _enqueue_unseen(catchup: Catchup, events: list[Any]) -> int:
-    """Enqueue, oldest first, the events not yet processed; return how many."""
+def _enqueue_unseen(catchup: Catchup, events: list[Any], enqueued: set[str]) -> int:
+    """Enqueue, oldest first, the events neither processed nor enqueued by this run; return how many."""
     valid = [e for e in events if isinstance(e, dict) and isinstance(e.get("id"), str)]
+    valid = [e for e in valid if e["id"] not in enqueued]
     seen = catchup.seen.seen_events([e["id"] for e in valid]) if valid else set()
     unseen = {e["id"]: e for e in valid if e["id"] not in seen}  # one message per id, however listed
     for event in sorted(unseen.values(), key=lambda e: (e.get("created") or 0, e["id"])):
         catchup.queue.enqueue(queued(event))
+        enqueued.add(event["id"])
     return len(unseen)
 
 

@@ -116,6 +116,8 @@ def _next_page(resource: Resource, cursor: Cursor, options: BackfillOptions, bac
             params["created"] = created
     else:  # a child list per parent object: page through the parents, list all children of each
         path = RESOURCES[resource.parent].path
+        if cursor.created_lte is not None:  # only the parents' bound: children are filtered by their own
+            params["created"] = {"lte": cursor.created_lte}
     try:
         page = backfill.reader.page(path, params, cursor.starting_after, cursor.account)
     except StripeCallError as error:
@@ -151,7 +153,12 @@ def _lte(options: BackfillOptions, cursor: Cursor) -> int | None:
 def _children(
     resource: Resource, parent_id: str, options: BackfillOptions, account: str | None, backfill: Backfill
 ) -> list[dict[str, Any]]:
-    children = backfill.reader.all(resource.path.format(parent=parent_id), resource.params, account)
+    try:
+        children = backfill.reader.all(resource.path.format(parent=parent_id), resource.params, account)
+    except StripeCallError as error:
+        if error.failure.code == "resource_missing":
+            return []  # the parent was deleted after its page was read: it has nothing left to list
+        raise
     return [c for c in children if _in_range(c, options)]
 
 
