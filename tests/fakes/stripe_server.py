@@ -6,7 +6,12 @@
 - POST to a list path creates an object (`/v1/customers` -> `cus_...`); POST to an object path updates it.
 - Like Stripe, a repeated `Idempotency-Key` replays the first answer instead of acting twice.
 - `rate_limit` (requests/s, token bucket with that burst) answers 429 beyond it, as Stripe does.
-- `fail_next` answers the next requests with injected statuses (500, or 409 "lock_timeout").
+- `fail_next` answers the next requests with injected statuses (500, or 409 "lock_timeout");
+  `fail_when(matches, ...)` does so for the next requests that `matches` (a page, a path).
+- `api_key`, when set, is the only key accepted: any other gets Stripe's 401, as a wrong key does.
+- `delays` holds the answers to a path for that many seconds (a slow endpoint).
+- `page_size` caps list pages below `limit` (Stripe's contract is `has_more`, not full pages), so a
+  test pages through a few objects instead of hundreds.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +58,10 @@ class FakeStripe:
     fail_next: list[int | str] = field(default_factory=list)  # 500, 503, "lock_timeout", 402 ...
     rate_limit: float | None = None
     created: list[str] = field(default_factory=list)  # ids of objects really created (not replays)
+    api_key: str | None = None  # None: any key is accepted
+    delays: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
+    page_size: int | None = None  # at most this many objects per list page (None: `limit`)
+    failures: list[tuple[Callable[[RecordedRequest], bool], list[int | str]]] = field(default_factory=list)
     _replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _tokens: float = 0.0
     _refilled: float = 0.0
@@ -74,6 +83,22 @@ class FakeStripe:
     def successful_posts(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST" and r.status == 200]
 
+    def gets(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "GET" and r.path == path]
+
+    def fail_when(self, matches: Callable[[RecordedRequest], bool], *kinds: int | str) -> None:
+        """Answer the next requests that `matches` with `kinds` (as `fail_next`), one per request."""
+        with self.lock:
+            self.failures.append((matches, list(kinds)))
+
+    def _injected_failure(self, record: RecordedRequest) -> int | str | None:
+        if self.fail_next:
+            return self.fail_next.pop(0)
+        for matches, kinds in self.failures:
+            if kinds and matches(record):
+                return kinds.pop(0)
+        return None
+
 
 def _error(kind: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
     if kind == "lock_timeout":
@@ -84,6 +109,15 @@ def _error(kind: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
     if kind == 401:
         body = {
             "error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****"}
+        }
+        return 401, body, {}
+    if kind == "api_key_expired":
+        body = {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "api_key_expired",
+                "message": "Expired API Key provided: rk_test_****",
+            }
         }
         return 401, body, {}
     if kind == 402:
@@ -122,6 +156,8 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             params.update(parse_qsl(query))
             headers = {k.lower(): v for k, v in self.headers.items()}
             record = RecordedRequest(method, path, headers, params, at=time.monotonic())
+            if path in state.delays:
+                time.sleep(state.delays[path])
             with state.lock:
                 state.requests.append(record)
                 if not state.take_token():
@@ -138,8 +174,12 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
                         {},
                     )
                     return
-                if state.fail_next:
-                    status, body, extra = _error(state.fail_next.pop(0))
+                if state.api_key is not None and headers.get("authorization") != f"Bearer {state.api_key}":
+                    self._answer(record, *_error(401))
+                    return
+                failure = state._injected_failure(record)
+                if failure is not None:
+                    status, body, extra = _error(failure)
                     self._answer(record, status, body, extra)
                     return
                 key = headers.get("idempotency-key")
@@ -226,6 +266,8 @@ def _list(state: FakeStripe, path: str, params: dict[str, str]) -> tuple[int, di
             }
         ordered = ordered[ids.index(after) + 1 :]
     limit = int(params.get("limit", 10))
+    if state.page_size is not None:
+        limit = min(limit, state.page_size)
     return 200, {"object": "list", "url": path, "data": ordered[:limit], "has_more": len(ordered) > limit}
 
 

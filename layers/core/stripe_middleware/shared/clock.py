@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 
 
 def iso(timestamp: float | None) -> str | None:
-    """`1764000000` → `"2025-11-24T16:00:00Z"`; None stays None."""
+    """`1764000000` → `"2025-11-24T16:00:00Z"`; None stays None; ValueError when out of range."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError) as error:  # e.g. nanoseconds: the platform's time_t cannot hold it
+        raise ValueError(f"timestamp {timestamp} is out of range") from error
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def now_iso() -> str:
