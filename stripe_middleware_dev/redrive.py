@@ -41,7 +41,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("redrive", help="move dead-lettered messages back to their queue")
     parser.add_argument("--queue", required=True, choices=sorted(QUEUES), help="which DLQ to redrive")
     parser.add_argument("--dry-run", action="store_true", help="print what would move; move nothing")
-    parser.add_argument("--max", type=_positive, default=None, metavar="N", help="move at most N messages")
+    parser.add_argument(
+        "--max", type=targets.positive_int, default=None, metavar="N", help="move at most N messages"
+    )
     targets.add_stage_argument(parser)
     parser.set_defaults(run=run)
 
@@ -142,12 +144,6 @@ def start_move_task(sqs: Any, dlq_url: str, queue_url: str) -> Redriven | None:
         flush=True,
     )
     return Redriven(count, 0, task_handle=str(handle))
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return int(text)
 
 
 def describe(kind: str, body: str) -> str:

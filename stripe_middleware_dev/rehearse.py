@@ -654,12 +654,6 @@ def api_key(args: argparse.Namespace, target: targets.Target) -> str:
     return key
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def run(args: argparse.Namespace) -> int:
     from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
     from stripe_middleware.shared.errors import SecretUnavailableError
@@ -734,7 +728,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--sample",
-        type=_positive,
+        type=targets.positive_int,
         default=DEFAULT_SAMPLE,
         help=f"stored objects per type to fetch (default {DEFAULT_SAMPLE})",
     )

@@ -66,6 +66,13 @@ def add_stage_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero (`--max`, `--sample`)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return int(text)
+
+
 def resolve(args: argparse.Namespace) -> Target:
     """The target of a command: `--stage` names a deployed stack, else the running local mode."""
     if getattr(args, "stage", None):

@@ -11,6 +11,19 @@ from infra.config import StageConfig
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 
 
+def dead_letter_queue(scope: Construct, construct_id: str, stage: StageConfig) -> sqs.Queue:
+    """Where messages that could not be processed wait: encrypted, TLS-only, kept `dlq_retention_days`."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(stage.dlq_retention_days),
+        max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
+        removal_policy=stage.removal_policy,
+    )
+
+
 class DurableQueue(Construct):
     def __init__(
         self,
@@ -22,15 +35,7 @@ class DurableQueue(Construct):
         max_receive_count: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(stage.dlq_retention_days),
-            max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
-            removal_policy=stage.removal_policy,
-        )
+        self.dead_letter_queue = dead_letter_queue(self, "DeadLetterQueue", stage)
         self.queue = sqs.Queue(
             self,
             "Queue",

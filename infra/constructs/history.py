@@ -27,7 +27,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.durable_queue import SQS_MAX_MESSAGE_BYTES
+from infra.constructs.durable_queue import dead_letter_queue
 from infra.constructs.lambda_code import PACKAGED_GATEWAY_CONFIG, PACKAGED_METADATA_SCHEMA
 from infra.constructs.python_function import PythonFunction
 from infra.nag import acknowledge
@@ -59,15 +59,7 @@ class History(Construct):
         catchup_minutes: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "BackfillDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(stage.dlq_retention_days),
-            max_message_size_bytes=SQS_MAX_MESSAGE_BYTES,
-            removal_policy=stage.removal_policy,
-        )
+        self.dead_letter_queue = dead_letter_queue(self, "BackfillDeadLetterQueue", stage)
         acknowledge(
             self.dead_letter_queue,
             "AwsSolutions-SQS3",

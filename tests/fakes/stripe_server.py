@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from stripe_middleware.backfill.resources import RESOURCES
@@ -283,10 +283,13 @@ def _unflatten(params: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+S = TypeVar("S", bound=FakeStripe)
+
+
 @contextmanager
-def fake_stripe() -> Iterator[FakeStripe]:
-    state = FakeStripe()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+def serve(state: S, handler: type[BaseHTTPRequestHandler]) -> Iterator[S]:
+    """Serve `state` over HTTP on a free loopback port (its `url`) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -295,3 +298,10 @@ def fake_stripe() -> Iterator[FakeStripe]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def fake_stripe() -> Iterator[FakeStripe]:
+    state = FakeStripe()
+    with serve(state, _handler(state)):
+        yield state

@@ -9,15 +9,13 @@ pinned one nor in `renderings` is refused with Stripe's 400, as Stripe refuses a
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from stripe_middleware.shared.contract import STRIPE_API_VERSION
-from tests.fakes.stripe_server import FakeStripe, _handler
+from tests.fakes.stripe_server import FakeStripe, _handler, serve
 
 Rendering = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -56,12 +54,5 @@ def _versioned_handler(state: VersionedFakeStripe) -> type[Any]:
 @contextmanager
 def versioned_fake_stripe(renderings: dict[str, Rendering] | None = None) -> Iterator[VersionedFakeStripe]:
     state = VersionedFakeStripe(renderings=dict(renderings or {}))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _versioned_handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(state, _versioned_handler(state)):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
