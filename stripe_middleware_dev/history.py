@@ -111,6 +111,7 @@ def _backfill_locally(target: targets.Target, options: Any) -> int:
     from stripe_middleware.backfill.run import run_backfill
     from stripe_middleware.backfill.settings import HistorySettings
     from stripe_middleware.shared.contract import STRIPE_API_VERSION
+    from stripe_middleware.shared.errors import UnavailableError
 
     deps = build(_settings(target, HistorySettings, STRIPE_API_VERSION), target.client, _api_key())
     started = time.time()
@@ -121,7 +122,7 @@ def _backfill_locally(target: targets.Target, options: Any) -> int:
     print(f"backfill {options.run_id} of {types} (as of {_iso(backfill.as_of)})")
     try:
         cursors = run_backfill(options, backfill)
-    except BackfillFailedError as error:
+    except (BackfillFailedError, UnavailableError) as error:
         display.finish()
         print(
             f"error: {error}\nNothing after the last stored page was written; run again to resume.",
@@ -192,6 +193,12 @@ class ProgressDisplay:
 
 def run_catchup_command(args: argparse.Namespace) -> int:
     use_repo_config()
+    if args.stage and args.grace is not None:
+        print(
+            "error: --grace is for local runs; a deployed catch-up keeps its configured grace",
+            file=sys.stderr,
+        )
+        return 2
     target = targets.resolve(args)
     if not target.local:
         return _invoke_catchup(target, args.since)
@@ -200,6 +207,7 @@ def run_catchup_command(args: argparse.Namespace) -> int:
     from stripe_middleware.backfill.ports import BackfillFailedError
     from stripe_middleware.backfill.settings import HistorySettings
     from stripe_middleware.shared.contract import STRIPE_API_VERSION
+    from stripe_middleware.shared.errors import UnavailableError
 
     try:
         history = build(_settings(target, HistorySettings, STRIPE_API_VERSION), target.client, _api_key())
@@ -211,7 +219,7 @@ def run_catchup_command(args: argparse.Namespace) -> int:
             flush=True,
         )
         result = run_catchup(catchup, since=args.since)
-    except BackfillFailedError as error:
+    except (BackfillFailedError, UnavailableError) as error:
         print(f"error: {error}\nThe cursor stays where the last full window ended.", file=sys.stderr)
         return 1
     return _report_catchup(vars(result) | {"done": result.done})

@@ -14,14 +14,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware.adapters import aws
-from stripe_middleware.adapters.history import History, build
-from stripe_middleware.adapters.secrets import read_secret
+from stripe_middleware.adapters.history import History, from_lambda_env
 from stripe_middleware.backfill.options import BackfillOptions
-from stripe_middleware.backfill.ports import Cursor
+from stripe_middleware.backfill.ports import Cursor, RetryLaterError
 from stripe_middleware.backfill.run import run_backfill
-from stripe_middleware.backfill.settings import HistorySettings
 from stripe_middleware.shared.contract import Metric
+from stripe_middleware.shared.errors import UnavailableError
 
 logger = Logger()
 metrics = Metrics()
@@ -30,9 +28,7 @@ DEADLINE_MARGIN_SECONDS = 60  # stop reading this long before Lambda's timeout, 
 
 @cache
 def dependencies() -> History:
-    settings = HistorySettings.from_env()
-    api_key = read_secret(aws.client("secretsmanager", aws.QUEUE_CONSUMER), settings.stripe_api_key_secret_id)
-    return build(settings, lambda service: aws.client(service, aws.QUEUE_CONSUMER), api_key)
+    return from_lambda_env()
 
 
 def progress(cursors: list[Cursor]) -> list[dict[str, Any]]:
@@ -53,6 +49,15 @@ def progress(cursors: list[Cursor]) -> list[dict[str, Any]]:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One step of a backfill; any outage is raised as RetryLaterError, the name the state machine retries."""
+    try:
+        return step(event, context)
+    except UnavailableError as error:
+        logger.warning(f"backfill step will be retried: {error}", extra={"reason": error.code})
+        raise RetryLaterError(f"{error.code}: {error}") from error
+
+
+def step(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
     options = BackfillOptions.from_request(event.get("options") or {})
     logger.set_correlation_id(options.run_id)

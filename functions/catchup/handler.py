@@ -16,11 +16,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stripe_middleware.adapters import aws
-from stripe_middleware.adapters.history import History, KeyNotConfiguredError, build
-from stripe_middleware.adapters.secrets import read_secret
+from stripe_middleware.adapters.history import History, KeyNotConfiguredError, from_lambda_env
 from stripe_middleware.backfill.catchup import CatchupResult, run_catchup
-from stripe_middleware.backfill.settings import HistorySettings
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.shared.errors import RejectedError
 
@@ -31,9 +28,7 @@ DEADLINE_MARGIN_SECONDS = 30
 
 @cache
 def dependencies() -> History:
-    settings = HistorySettings.from_env()
-    api_key = read_secret(aws.client("secretsmanager", aws.QUEUE_CONSUMER), settings.stripe_api_key_secret_id)
-    return build(settings, lambda service: aws.client(service, aws.QUEUE_CONSUMER), api_key)
+    return from_lambda_env()
 
 
 def since_of(event: dict[str, Any]) -> int | None:

@@ -31,17 +31,13 @@ from infra.constructs.durable_queue import dead_letter_queue
 from infra.constructs.lambda_code import PACKAGED_GATEWAY_CONFIG, PACKAGED_METADATA_SCHEMA
 from infra.constructs.python_function import PythonFunction
 from infra.nag import acknowledge
+from stripe_middleware.backfill.ports import RetryLaterError
 from stripe_middleware.shared.contract import STRIPE_API_VERSION
 
 BACKFILL_TIMEOUT = Duration.minutes(15)
 CATCHUP_TIMEOUT = Duration.minutes(5)
-# Errors that mean "try the step again later" (outages); anything else fails the execution with its reason.
-RETRIED_ERRORS = [
-    "StoreUnavailableError",
-    "PublicationFailedError",
-    "UnavailableError",
-    "SecretUnavailableError",
-]
+# The backfill function raises every outage as this one error; any other error stops the run, with its reason.
+RETRIED_ERRORS = [RetryLaterError.__name__]
 
 
 class History(Construct):

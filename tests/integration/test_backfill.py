@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 from jsonschema import Draft4Validator
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
@@ -28,7 +29,7 @@ from functions.backfill import handler as backfill_function
 from functions.processor import handler as processor_function
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.backfill import reading
-from stripe_middleware.backfill.ports import Cursor
+from stripe_middleware.backfill.ports import Cursor, RetryLaterError
 from stripe_middleware.backfill.resources import RESOURCES
 from stripe_middleware.commands.config import GATEWAY_CONFIG_ENV, load_gateway_config
 from stripe_middleware.shared.clock import iso
@@ -569,6 +570,35 @@ def test_an_unknown_type_exits_non_zero_and_lists_the_valid_ones(
     assert "unknown type customer, invoicez" in error
     assert f"valid types: {', '.join(RESOURCES)}" in error
     assert not (tmp_path / "outputs.json").exists()  # refused before looking for a target
+
+
+def test_an_outage_fails_the_step_with_the_one_error_the_state_machine_retries(
+    lambda_stack: HistoryStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customers = seed_customers(lambda_stack.stripe, 6)  # two pages
+    lambda_stack.stripe.fail_when(starting_after("cus_P002"), *[500] * reading.MAX_ATTEMPTS)
+
+    with pytest.raises(
+        RetryLaterError, match=r"stripe_unavailable: Stripe kept failing GET /v1/customers \(500"
+    ):
+        step({"types": ["customers"]})
+    assert len(lambda_stack.stored_ids()) == 4  # the first page, and its cursor
+
+    client = backfill_function.dependencies().store._client
+
+    def throttled(**kwargs: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "-"}}, "PutItem"
+        )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "put_item", throttled)
+        with pytest.raises(RetryLaterError, match="store_unavailable"):
+            step({"types": ["customers"]})
+
+    assert step({"types": ["customers"]})["done"] is True  # the retry resumes after the first page
+    assert lambda_stack.stored_ids() == {c["id"] for c in customers}
+    assert published_identities(lambda_stack.backfilled()) == identities(customers)
 
 
 def test_an_unknown_type_fails_the_step_with_the_valid_ones(lambda_stack: HistoryStack) -> None:

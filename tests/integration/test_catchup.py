@@ -127,3 +127,10 @@ def test_an_invalid_since_is_refused(catchup_stack: CatchupStack, since: Any) ->
     with pytest.raises(RejectedError, match="since"):
         catchup_stack.run(since=since)
     assert catchup_stack.stripe.requests == []
+
+
+def test_grace_is_refused_for_a_deployed_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    from stripe_middleware_dev import cli
+
+    assert cli.main(["catchup", "--grace", "0", "--stage", "dev"]) == 2  # before any AWS call
+    assert "--grace is for local runs" in capsys.readouterr().err

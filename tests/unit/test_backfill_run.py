@@ -11,7 +11,7 @@ import pytest
 
 from events import stripe_event, stripe_object
 from stripe_middleware.backfill.options import BackfillOptions
-from stripe_middleware.backfill.ports import BackfillFailedError, Cursor
+from stripe_middleware.backfill.ports import BackfillFailedError, Cursor, StripeUnavailableError
 from stripe_middleware.backfill.reading import MAX_ATTEMPTS, PAGE_SIZE, StripeReader
 from stripe_middleware.backfill.run import (
     CLOCK_SKEW_MARGIN_SECONDS,
@@ -252,12 +252,14 @@ def test_server_errors_are_retried_until_stripe_answers(world: World) -> None:
     assert cursors[0].done and world.stored_ids("customer") == ids(objects)
 
 
-def test_too_many_server_errors_fail_the_run_with_the_cursor_at_the_last_stored_page(world: World) -> None:
+def test_a_stripe_outage_past_every_attempt_is_unavailable_with_the_cursor_at_the_last_stored_page(
+    world: World,
+) -> None:
     objects, request = customers(3 * PAGE_SIZE), options("customers")
     world.stripe.add(CUSTOMERS, *objects)
     world.stripe.fail_after(1, *[SERVER_ERROR] * MAX_ATTEMPTS)
 
-    with pytest.raises(BackfillFailedError, match="500"):
+    with pytest.raises(StripeUnavailableError, match=r"kept failing.*500"):
         world.run(request)
 
     cursor = world.cursor(request, "customers")

@@ -110,7 +110,7 @@ def test_unseen_events_are_enqueued_oldest_first_as_from_the_events_api(world: W
         "account": "",
         "livemode": "false",
         "api_version": events[3]["api_version"],
-        "route": "platform",
+        "route": "account",
         "source": "events_api",
     }
 

@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.cursors import DynamoCatchupCursorStore, DynamoCursorStore
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.adapters.dynamodb.rate_limit import DynamoRateLimiter
 from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.secrets import read_secret
 from stripe_middleware.adapters.sqs.events import SqsEventQueue
 from stripe_middleware.adapters.sqs.poison import SqsPoisonSink
-from stripe_middleware.adapters.stripe.client import is_live_key, make_stripe_client
+from stripe_middleware.adapters.stripe.client import is_live_key, is_stripe_key, make_stripe_client
 from stripe_middleware.adapters.stripe.reader import SdkStripeLister
 from stripe_middleware.backfill.catchup import Catchup
 from stripe_middleware.backfill.options import BackfillOptions
@@ -29,15 +31,10 @@ class KeyNotConfiguredError(ConfigurationError):
     """The read key secret still holds the placeholder the deploy generated."""
 
 
-def is_stripe_key(value: str) -> bool:
-    return value.startswith(("sk_", "rk_"))
-
-
 @dataclass
 class History:
     """Everything a backfill or catch-up run needs but its identity."""
 
-    settings: HistorySettings
     lister: SdkStripeLister
     store: ObjectStore
     publisher: EventPublisher
@@ -94,7 +91,6 @@ def build(settings: HistorySettings, client: Callable[[str], Any], api_key: str)
         max_network_retries=0,
     )  # retries go through the shared rate limit (reading.py), never around it
     return History(
-        settings=settings,
         lister=SdkStripeLister(stripe),
         store=ObjectStore(dynamodb, settings.table_name),
         publisher=EventPublisher(client("events"), settings.event_bus_name),
@@ -105,3 +101,11 @@ def build(settings: HistorySettings, client: Callable[[str], Any], api_key: str)
         limiter=DynamoRateLimiter(dynamodb, settings.table_name),
         livemode=is_live_key(api_key),
     )
+
+
+def from_lambda_env() -> History:
+    """The adapters of a history function on Lambda: settings from its environment, the key from its
+    secret, boto3 clients with the queue consumers' retries."""
+    settings = HistorySettings.from_env()
+    api_key = read_secret(aws.client("secretsmanager", aws.QUEUE_CONSUMER), settings.stripe_api_key_secret_id)
+    return build(settings, lambda service: aws.client(service, aws.QUEUE_CONSUMER), api_key)

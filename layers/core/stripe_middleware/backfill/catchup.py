@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from stripe_middleware.backfill.reading import PAGE_SIZE, StripeReader
-from stripe_middleware.ingest.ports import EventQueue, QueuedEvent
+from stripe_middleware.backfill.reading import StripeReader
+from stripe_middleware.ingest.ports import EventQueue
+from stripe_middleware.ingest.webhook import queued_event
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.publishing import Publication, Publisher
@@ -106,26 +107,14 @@ def run_catchup(
         if deadline is not None and catchup.clock() >= deadline:
             break
         high = min(low + WINDOW_SECONDS, target)
-        events = _list_events(catchup.reader, max(low - OVERLAP_SECONDS, 0), high)
+        created = {"gte": max(low - OVERLAP_SECONDS, 0), "lte": high}
+        events = catchup.reader.all("/v1/events", {"created": created}, None)
         result.listed += len(events)
         result.recovered += _enqueue_unseen(catchup, events, enqueued)
         catchup.cursors.advance(catchup.livemode, high)
         result.until = low = high
         catchup.on_window(result)
     return result
-
-
-def _list_events(reader: StripeReader, gte: int, lte: int) -> list[Any]:
-    events: list[Any] = []
-    starting_after = None
-    params = {"created": {"gte": gte, "lte": lte}, "limit": PAGE_SIZE}
-    while True:
-        page = reader.page("/v1/events", params, starting_after, None)
-        events += page.objects
-        ids = [e["id"] for e in page.objects if isinstance(e, dict) and isinstance(e.get("id"), str)]
-        if not page.has_more or not ids:
-            return events
-        starting_after = ids[-1]
 
 
 def _enqueue_unseen(catchup: Catchup, events: list[Any], enqueued: set[str]) -> int:
@@ -135,26 +124,10 @@ def _enqueue_unseen(catchup: Catchup, events: list[Any], enqueued: set[str]) -> 
     seen = catchup.seen.seen_events([e["id"] for e in valid]) if valid else set()
     unseen = {e["id"]: e for e in valid if e["id"] not in seen}  # one message per id, however listed
     for event in sorted(unseen.values(), key=lambda e: (e.get("created") or 0, e["id"])):
-        catchup.queue.enqueue(queued(event))
+        text = json.dumps(event, separators=(",", ":"))
+        catchup.queue.enqueue(queued_event(text, event, route="account", source="events_api"))
         enqueued.add(event["id"])
     return len(unseen)
-
-
-def queued(event: dict[str, Any]) -> QueuedEvent:
-    """The message the webhook would have enqueued, marked as coming from the Events API."""
-    account = event.get("account") if isinstance(event.get("account"), str) else None
-    return QueuedEvent(
-        body=json.dumps(event, separators=(",", ":")),
-        attributes={
-            "event_id": event["id"],
-            "event_type": str(event.get("type") or ""),
-            "account": account or "",
-            "livemode": "true" if event.get("livemode") is True else "false",
-            "api_version": str(event.get("api_version") or ""),
-            "route": "connect" if account else "platform",
-            "source": "events_api",
-        },
-    )
 
 
 def gap_detail(cursor: int, oldest_available: int, livemode: bool) -> dict[str, Any]:

@@ -8,13 +8,25 @@ from typing import Any, Protocol
 
 from stripe_middleware.processing.models import StoredObject
 from stripe_middleware.processing.ports import UpsertResult
-from stripe_middleware.shared.errors import MiddlewareError
+from stripe_middleware.shared.errors import MiddlewareError, UnavailableError
 
 
 class BackfillFailedError(MiddlewareError):
     """Stripe refused the backfill for good (wrong key, no permission): nothing more can be read.
 
     The cursor stays at the last page fully stored, so a run after the fix resumes there."""
+
+
+class StripeUnavailableError(UnavailableError):
+    """Stripe kept failing (5xx, network) past every attempt: the same page may be asked again later."""
+
+    code = "stripe_unavailable"
+
+
+class RetryLaterError(UnavailableError):
+    """What a backfill step raises for any outage: the one error name the state machine retries."""
+
+    code = "retry_later"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stripe_middleware.backfill.ports import BackfillFailedError, Page, StripeLister
+from stripe_middleware.backfill.ports import BackfillFailedError, Page, StripeLister, StripeUnavailableError
 from stripe_middleware.shared.stripe_calls import RateLimiter, StripeCallError, backoff, is_retryable
 
 PAGE_SIZE = 100  # Stripe's maximum
@@ -28,7 +28,7 @@ class StripeReader:
         self, path: str, params: dict[str, Any], starting_after: str | None, account: str | None
     ) -> Page:
         """One list call; `resource_missing` is raised as is (the caller knows what it means)."""
-        attempt = 0
+        attempt = throttled = 0
         while True:
             while not self.limiter.acquire(self.read_limits(path)):
                 pass  # the limit is busy: acquire() already waited; keep waiting, history is patient
@@ -40,19 +40,23 @@ class StripeReader:
                 failure = error.failure
                 if failure.code == "resource_missing":
                     raise
-                if failure.rate_limited:  # Stripe did nothing: wait, without using an attempt
+                if failure.rate_limited:  # Stripe did nothing: wait longer each time, using no attempt
+                    throttled += 1
                     self.retries += 1
-                    self.sleep(backoff(min(attempt + 1, 6)))
+                    self.sleep(backoff(min(throttled, 6)))
                     continue
                 if is_retryable(failure) and attempt + 1 < MAX_ATTEMPTS:
                     attempt += 1
                     self.retries += 1
                     self.sleep(backoff(min(attempt, 6)))
                     continue
-                raise BackfillFailedError(
-                    f"Stripe refused GET {path} ({failure.http_status} {failure.type}"
+                answer = (
+                    f"GET {path} ({failure.http_status} {failure.type}"
                     f"{'/' + failure.code if failure.code else ''}): {failure.message}"
-                ) from error
+                )
+                if is_retryable(failure):
+                    raise StripeUnavailableError(f"Stripe kept failing {answer}") from error
+                raise BackfillFailedError(f"Stripe refused {answer}") from error
 
     def all(self, path: str, params: dict[str, Any], account: str | None) -> list[Any]:
         """Every entry of a (short) list, newest first, as Stripe sent it."""

@@ -10,7 +10,6 @@ first (reading.py).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +29,10 @@ from stripe_middleware.backfill.resources import RESOURCES, Resource
 from stripe_middleware.processing.models import StoredObject
 from stripe_middleware.processing.normalize import normalize_snapshot
 from stripe_middleware.processing.ports import ObjectTooLargeError
-from stripe_middleware.processing.processor import MAX_DETAIL_BYTES
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.metadata_schema import MetadataSchema
-from stripe_middleware.shared.publishing import Publication, Publisher
+from stripe_middleware.shared.publishing import Publication, Publisher, fit_detail
 from stripe_middleware.shared.stripe_calls import StripeCallError
 
 # Snapshots rank as Stripe's state this long before the run started: a clock skew between us and
@@ -234,6 +232,4 @@ def backfilled_detail(stored: StoredObject, run_id: str) -> dict[str, Any]:
         "object": stored.object,
         "flags": {"object_truncated": False},
     }
-    if len(json.dumps(detail, separators=(",", ":"), default=str)) > MAX_DETAIL_BYTES:
-        detail["object"], detail["flags"]["object_truncated"] = None, True  # read it from the read API
-    return detail
+    return fit_detail(detail)

@@ -82,16 +82,24 @@ def accept_webhook(
         request.body, request.headers.get("stripe-signature"), secrets, now=now, tolerance=tolerance
     )
     text, event = parse_event(request.body)
-    account = event.get("account") if isinstance(event.get("account"), str) else None
+    queued = queued_event(text, event, route=request.route, source="webhook")
+    message_id = queue.enqueue(queued)
+    account = queued.attributes["account"] or None
     livemode = event.get("livemode") is True
-    attributes = {
-        "event_id": event["id"],
-        "event_type": event["type"],
-        "account": account or "",
-        "livemode": "true" if livemode else "false",
-        "api_version": str(event.get("api_version") or ""),
-        "route": request.route,
-        "source": "webhook",
-    }
-    message_id = queue.enqueue(QueuedEvent(body=text, attributes=attributes))
     return AcceptedEvent(event["id"], event["type"], event["created"], account, livemode, message_id)
+
+
+def queued_event(text: str, event: Mapping[str, Any], *, route: Route, source: str) -> QueuedEvent:
+    """The message an event enters the pipeline as, from a webhook or the Events API (catch-up): the
+    body as Stripe sent it, and attributes an operator can filter a queue or its DLQ by."""
+    account = event.get("account") if isinstance(event.get("account"), str) else None
+    attributes = {
+        "event_id": str(event.get("id") or ""),
+        "event_type": str(event.get("type") or ""),
+        "account": account or "",
+        "livemode": "true" if event.get("livemode") is True else "false",
+        "api_version": str(event.get("api_version") or ""),
+        "route": route,
+        "source": source,
+    }
+    return QueuedEvent(body=text, attributes=attributes)

@@ -25,9 +25,7 @@ from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.envelope import unwrap_eventbridge
 from stripe_middleware.shared.errors import PoisonError, StoreUnavailableError, UnavailableError
 from stripe_middleware.shared.metadata_schema import MetadataSchema
-from stripe_middleware.shared.publishing import Publication, Publisher
-
-MAX_DETAIL_BYTES = 250_000  # EventBridge refuses entries over 256 KB
+from stripe_middleware.shared.publishing import Publication, Publisher, fit_detail
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,7 @@ def build_detail(
         previous_attributes=event.data.previous_attributes,
         flags=PublishedFlags(stale=stale, duplicate_of=event.id if redelivered else None),
     ).model_dump(mode="json")
-    if len(json.dumps(detail, separators=(",", ":"), default=str)) > MAX_DETAIL_BYTES:
-        # Too big for EventBridge: subscribers read the full object from the read API instead.
-        detail["object"] = None
-        detail["flags"]["object_truncated"] = True
-    return detail
+    return fit_detail(detail)
 
 
 def violation_detail(event: StripeEvent, stored: StoredObject) -> dict[str, Any]:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+MAX_DETAIL_BYTES = 250_000  # EventBridge refuses entries over 256 KB
+
+
+def fit_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """A detail too big for EventBridge goes without its `object` (`flags.object_truncated`): subscribers
+    read the full object from the read API instead."""
+    if len(json.dumps(detail, separators=(",", ":"), default=str)) > MAX_DETAIL_BYTES:
+        detail["object"] = None
+        detail["flags"]["object_truncated"] = True
+    return detail
 
 
 @dataclass(frozen=True)

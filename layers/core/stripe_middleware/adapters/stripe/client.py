@@ -22,6 +22,11 @@ def make_stripe_client(
     )
 
 
+def is_stripe_key(value: str) -> bool:
+    """A secret (`sk_`) or restricted (`rk_`) key, not a placeholder or a publishable key."""
+    return value.startswith(("sk_", "rk_"))
+
+
 def is_live_key(api_key: str) -> bool:
     """Live or test mode is a property of the key: `sk_live_`/`rk_live_` keys act on live data."""
     return api_key.startswith(("sk_live_", "rk_live_"))
