@@ -22,6 +22,7 @@ LIMIT = 25
 def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
     import boto3
 
+    from stripe_middleware.shared.contract import STRIPE_API_VERSION
     from stripe_middleware_dev.local.event_source import SqsEventSource
     from stripe_middleware_dev.tables import create_table_request
     from tests.fakes.stripe_server import fake_stripe
@@ -31,8 +32,8 @@ def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
         "version: 1\noperations: [customers.create]\nmax_attempts: 8\n"
         f"rate_limit: {{share: 1.0, live_per_second: 100, test_per_second: {LIMIT}, per_endpoint_per_second: {LIMIT}}}\n"
     )
-    os.environ.update(GATEWAY_CONFIG_PATH=str(config_file))
-    with moto_server(), fake_stripe() as stripe_server:
+    with moto_server(), fake_stripe() as stripe_server:  # moto_server restores the environment on exit
+        os.environ.update(GATEWAY_CONFIG_PATH=str(config_file))
         stripe_server.rate_limit = LIMIT
         sqs = boto3.client("sqs")
         boto3.client("dynamodb").create_table(**create_table_request("store"))
@@ -45,7 +46,7 @@ def run(commands: int = 250, workers: int = 4) -> dict[str, Any]:
             COMMANDS_QUEUE_URL=queue,
             COMMANDS_DLQ_URL=dlq,
             EVENT_BUS_NAME="bus",
-            STRIPE_API_VERSION="2026-10-28.endive",
+            STRIPE_API_VERSION=STRIPE_API_VERSION,
             STRIPE_API_KEY_SECRET_ID=key,
             STRIPE_API_BASE=stripe_server.url,
         )

@@ -63,6 +63,7 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
     from moto import mock_aws
 
     from stripe_middleware.adapters.dynamodb.table import INDEXED_ATTRIBUTES, INDEXES
+    from stripe_middleware.shared.contract import STRIPE_API_VERSION
     from stripe_middleware_dev.tables import create_table_request
 
     work, unique_count = batches(unique, duplicate_share)
@@ -87,9 +88,7 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
                     ],
                 )
             events.create_event_bus(Name="bus")
-            os.environ.update(
-                TABLE_NAME="store", EVENT_BUS_NAME="bus", STRIPE_API_VERSION="2026-10-28.endive"
-            )
+            os.environ.update(TABLE_NAME="store", EVENT_BUS_NAME="bus", STRIPE_API_VERSION=STRIPE_API_VERSION)
             os.environ.pop("STRIPE_API_KEY_SECRET_ID", None)
             processor.dependencies.cache_clear()
             deps = processor.dependencies()

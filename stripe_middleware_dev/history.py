@@ -260,10 +260,7 @@ def _report_catchup(result: dict[str, Any]) -> int:
 
 
 def _api_key() -> str:
-    api_key = os.environ.get("STRIPE_API_KEY", "")
-    if not api_key.startswith(("sk_", "rk_")):
-        sys.exit(
-            "error: set STRIPE_API_KEY to a secret or restricted key (sk_... or rk_...), and STRIPE_API_BASE "
-            "for a Stripe-compatible server"
-        )
-    return api_key
+    try:
+        return targets.local_stripe_key()
+    except ValueError as error:
+        sys.exit(f"error: {error}")

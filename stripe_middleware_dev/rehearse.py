@@ -646,12 +646,7 @@ def api_key(args: argparse.Namespace, target: targets.Target) -> str:
         from stripe_middleware.adapters.secrets import read_secret
 
         return read_secret(target.client("secretsmanager"), target.require("stripe_read_only_key_secret_arn"))
-    key = os.environ.get("STRIPE_API_KEY", "").strip()
-    if not key:
-        raise ValueError(
-            "set STRIPE_API_KEY (and STRIPE_API_BASE for a Stripe-compatible server), or give --stage"
-        )
-    return key
+    return targets.local_stripe_key()
 
 
 def run(args: argparse.Namespace) -> int:

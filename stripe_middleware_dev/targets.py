@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -102,3 +103,16 @@ def deployed(stage: str) -> Target:
         sys.exit(f"error: cannot read stack {stack}: {error}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Target({OUTPUT_NAMES.get(k, k): v for k, v in outputs.items()}, local=False)
+
+
+def local_stripe_key() -> str:
+    """The key a local run reads Stripe with: `STRIPE_API_KEY`, a secret (`sk_`) or restricted (`rk_`) key."""
+    from stripe_middleware.adapters.stripe.client import is_stripe_key
+
+    key = os.environ.get("STRIPE_API_KEY", "").strip()
+    if not is_stripe_key(key):
+        raise ValueError(
+            "set STRIPE_API_KEY to a secret or restricted key (sk_... or rk_...), and STRIPE_API_BASE for a "
+            "Stripe-compatible server; or give --stage to act on a deployed stack"
+        )
+    return key

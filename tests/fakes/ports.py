@@ -46,9 +46,6 @@ class FakeEventQueue:
         self.events.append(event)
         return f"msg-{len(self.events)}"
 
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(event.body) for event in self.events]
-
 
 @dataclass
 class FakeSigningSecrets:
@@ -312,16 +309,12 @@ class FakeRateLimiter:
     full: bool = False
     unavailable: bool = False
     requests: list[list[tuple[str, int]]] = field(default_factory=list)  # every acquire, granted or not
-    granted: int = 0
 
     def acquire(self, limits: Sequence[tuple[str, int]], *, max_wait: float = 10.0) -> bool:
         if self.unavailable:
             raise StoreUnavailableError("fake rate limiter: the store is unavailable")
         self.requests.append(list(limits))
-        if self.full:
-            return False
-        self.granted += 1
-        return True
+        return not self.full
 
 
 @dataclass(frozen=True)
@@ -401,9 +394,6 @@ class FakeStripeWriter:
         else:
             found.update(copy.deepcopy(params))
         return copy.deepcopy(found)
-
-    def posts_to(self, path: str) -> list[StripeCall]:
-        return [call for call in self.calls if call.path == path]
 
 
 # -- backfill and catch-up -------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 - POST to a list path creates an object (`/v1/customers` -> `cus_...`); POST to an object path updates it.
 - Like Stripe, a repeated `Idempotency-Key` replays the first answer instead of acting twice.
 - `rate_limit` (requests/s, token bucket with that burst) answers 429 beyond it, as Stripe does.
-- `fail_next` answers the next requests with injected statuses (500, or 409 "lock_timeout");
+- `fail_next` answers the next requests with injected statuses (500, 429, or 409 "lock_timeout");
   `fail_when(matches, ...)` does so for the next requests that `matches` (a page, a path).
 - `api_key`, when set, is the only key accepted: any other gets Stripe's 401, as a wrong key does.
 - `delays` holds the answers to a path for that many seconds (a slow endpoint).
@@ -101,6 +101,11 @@ class FakeStripe:
 
 
 def _error(kind: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    if kind == 429:
+        body = {
+            "error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}
+        }
+        return 429, body, {}
     if kind == "lock_timeout":
         body = {
             "error": {"type": "invalid_request_error", "code": "lock_timeout", "message": "Object locked"}
@@ -161,18 +166,7 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.requests.append(record)
                 if not state.take_token():
-                    self._answer(
-                        record,
-                        429,
-                        {
-                            "error": {
-                                "type": "invalid_request_error",
-                                "code": "rate_limit",
-                                "message": "Too many requests",
-                            }
-                        },
-                        {},
-                    )
+                    self._answer(record, *_error(429))
                     return
                 if state.api_key is not None and headers.get("authorization") != f"Bearer {state.api_key}":
                     self._answer(record, *_error(401))

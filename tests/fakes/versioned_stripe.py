@@ -25,9 +25,6 @@ class VersionedFakeStripe(FakeStripe):
     pinned_version: str = STRIPE_API_VERSION
     renderings: dict[str, Rendering] = field(default_factory=dict)
 
-    def versions_requested(self) -> list[str | None]:
-        return [r.headers.get("stripe-version") for r in self.requests]
-
 
 def _versioned_handler(state: VersionedFakeStripe) -> type[Any]:
     base: type[Any] = _handler(state)

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
 from tests.infra.conftest import Synthesized, function_named, policy_statements_of
 
 
@@ -36,7 +37,7 @@ def test_gateway_consumes_the_commands_queue_with_bounded_concurrency(dev: Synth
         },
     )
     env = gateway["Properties"]["Environment"]["Variables"]
-    assert env["STRIPE_API_VERSION"] == "2026-10-28.endive"
+    assert env["STRIPE_API_VERSION"] == STRIPE_API_VERSION
     assert actions(dev, gateway, "dynamodb:") == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -18,7 +18,6 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.exceptions import ClientError
 from jsonschema import Draft4Validator
 from moto import mock_aws
@@ -29,20 +28,24 @@ from functions.backfill import handler as backfill_function
 from functions.processor import handler as processor_function
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.backfill import reading
+from stripe_middleware.backfill.options import BackfillOptions
 from stripe_middleware.backfill.ports import Cursor, RetryLaterError
 from stripe_middleware.backfill.resources import RESOURCES
-from stripe_middleware.commands.config import GATEWAY_CONFIG_ENV, load_gateway_config
+from stripe_middleware.backfill.run import Backfill
 from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.contract import STRIPE_API_VERSION, DetailType
 from stripe_middleware.shared.errors import RejectedError
-from stripe_middleware_dev import REPO_CONFIG, cli, targets
+from stripe_middleware_dev import cli, targets
 from stripe_middleware_dev.tables import create_table_request
+from tests.fakes.ports import FakeClock
 from tests.fakes.stripe_server import FakeStripe, RecordedRequest, fake_stripe
 from tests.integration.conftest import LambdaContext, ProcessorStack
 
 KEY = "rk_test_backfill"  # the restricted read key the fake Stripe accepts
 CREATED = 1_764_000_000
 TYPES = ("customers", "products", "prices", "subscriptions", "invoices", "payment_methods")
+
+pytestmark = pytest.mark.usefixtures("roomy_rate_limit")
 
 
 # -- the stack ---------------------------------------------------------------------------------------
@@ -130,20 +133,6 @@ def provision(client: Callable[[str], Any], stripe: FakeStripe) -> HistoryStack:
         events_queue_url=sqs.create_queue(QueueName="events")["QueueUrl"],
         api_key_secret_arn=secret["ARN"],
     )
-
-
-@pytest.fixture(autouse=True)
-def roomy_rate_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Stripe's test-mode limit leaves reads 8 requests/s: lift it, so the tests wait on nothing but
-    the fake Stripe (the shared limiter itself still runs on every call)."""
-    config = yaml.safe_load(Path(REPO_CONFIG[GATEWAY_CONFIG_ENV]).read_text())
-    config["rate_limit"].update(test_per_second=10_000, per_endpoint_per_second=10_000)
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv(GATEWAY_CONFIG_ENV, str(path))
-    load_gateway_config.cache_clear()
-    yield
-    load_gateway_config.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -396,16 +385,27 @@ def test_running_again_publishes_nothing_and_changes_no_item(
 
 
 def test_a_step_stops_at_its_deadline_and_the_next_reads_only_what_is_left(
-    lambda_stack: HistoryStack,
+    lambda_stack: HistoryStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objects = [o for o in seed_business(lambda_stack.stripe) if o["object"] != "payment_method"]
     types = ["customers", "products", "prices", "subscriptions", "invoices"]
-    lambda_stack.stripe.delays["/v1/products"] = 0.6  # the deadline passes while products are read
-    deadline_in_ms = 500
+    deadline_in_ms = 500  # the step's deadline; Lambda's timeout is DEADLINE_MARGIN_SECONDS later
+    history = backfill_function.dependencies()
+    start_run = history.backfill
 
-    first = step(
-        {"types": types}, remaining_ms=backfill_function.DEADLINE_MARGIN_SECONDS * 1000 + deadline_in_ms
-    )
+    def run_whose_products_page_takes_30_seconds(options: BackfillOptions, now: float) -> Backfill:
+        # The step's clock stands still but for the products page, which takes 30 s: past the step's
+        # deadline, yet before Lambda's timeout. So the deadline passes exactly while products are read.
+        backfill = start_run(options, now)
+        clock = backfill.clock = FakeClock(now)
+        backfill.on_page = lambda cursor: clock.advance(30) if cursor.resource == "products" else None
+        return backfill
+
+    with monkeypatch.context() as patched:
+        patched.setattr(history, "backfill", run_whose_products_page_takes_30_seconds)
+        first = step(
+            {"types": types}, remaining_ms=backfill_function.DEADLINE_MARGIN_SECONDS * 1000 + deadline_in_ms
+        )
 
     assert first["done"] is False
     assert [(p["type"], p["done"], p["pages"]) for p in first["progress"]] == [
@@ -414,9 +414,8 @@ def test_a_step_stops_at_its_deadline_and_the_next_reads_only_what_is_left(
         ("prices", False, 0),
     ]
     assert [r.path for r in lambda_stack.stripe.requests] == ["/v1/customers", "/v1/products"]
-    lambda_stack.stripe.delays.clear()
 
-    second = step(first["options"])
+    second = step(first["options"])  # the real clock, and 15 minutes
 
     assert second["done"] is True and second["run_id"] == first["run_id"]
     assert [r.path for r in lambda_stack.stripe.requests[2:]] == [
@@ -437,20 +436,19 @@ def test_429s_and_5xx_mid_run_are_retried_and_no_page_is_lost(
     products = [
         put(stripe, "products", stripe_object("product", id=f"prod_P{n}", created=CREATED)) for n in "ab"
     ]
-    stripe.fail_when(starting_after("cus_P006"), 500, 503, "lock_timeout")  # the second page, 3 times
-    # 3 requests/s, a burst of 3: 4 attempts at that page, 10 ms apart, cannot all find a token.
-    stripe.rate_limit = 3
+    stripe.fail_when(starting_after("cus_P006"), 429, 500, 503, "lock_timeout")  # the second page, 4 times
 
     assert backfill_cli(local_stack, "--types", "customers,products") == 0
 
-    second_page = [r.status for r in stripe.gets("/v1/customers") if starting_after("cus_P006")(r)]
-    assert [status for status in second_page if status != 429] == [500, 503, 409, 200]
-    assert 429 in second_page
-    statuses = Counter(r.status for r in stripe.requests)
-    assert statuses[200] == 4  # three customer pages and one of products: each read once
-    retries = statuses[429] + statuses[500] + statuses[503] + statuses[409]
-    assert f"{retries} Stripe retries" in capsys.readouterr().out
-    assert len(backoffs) == retries  # every retry waited first
+    assert [(r.path, r.params.get("starting_after"), r.status) for r in stripe.requests] == [
+        ("/v1/customers", None, 200),
+        *[("/v1/customers", "cus_P006", status) for status in (429, 500, 503, 409, 200)],
+        ("/v1/customers", "cus_P002", 200),
+        ("/v1/products", None, 200),
+    ]  # three customer pages and one of products: each answered once
+    assert "4 Stripe retries" in capsys.readouterr().out
+    # Every retry waited first: the 429 on its own count (it uses no attempt), then attempts 1, 2, 3.
+    assert backoffs == [1, 1, 2, 3]
     assert local_stack.stored_ids() == {o["id"] for o in customers + products}
     assert published_identities(local_stack.backfilled()) == identities(customers + products)
     cursor = local_stack.cursors()["customers"]
@@ -526,9 +524,11 @@ def test_a_key_expiring_mid_run_leaves_whole_pages_only_and_the_rerun_resumes_af
             "ValueError: not a Stripe object",
             id="no_object_type",
         ),
-        # Any reason will do here; today the OSError of `datetime.fromtimestamp` stops the whole run.
+        # Beyond the platform's time_t (an OverflowError or OSError): recorded as a ValueError too.
         pytest.param(
-            stripe_object("customer", id="cus_Xns", created=CREATED * 10**9), "", id="created_in_ns"
+            stripe_object("customer", id="cus_Xns", created=CREATED * 10**9),
+            f"ValueError: timestamp {CREATED * 10**9} is out of range",
+            id="created_in_ns",
         ),
     ],
 )

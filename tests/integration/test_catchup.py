@@ -17,6 +17,8 @@ from stripe_middleware.shared.errors import RejectedError
 from tests.fakes.stripe_server import FakeStripe, fake_stripe
 from tests.integration.conftest import ProcessorStack
 
+pytestmark = pytest.mark.usefixtures("roomy_rate_limit")  # no wait on Stripe's test-mode read limit
+
 
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "catchup", 256, "req-catchup"

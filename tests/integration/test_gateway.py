@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from events import http_api_event
 from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
 from stripe_middleware_dev.local.event_source import SqsEventSource
 from stripe_middleware_dev.tables import create_table_request
 from tests.fakes.stripe_server import FakeStripe, fake_stripe
@@ -124,7 +125,7 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayStack]:
             "COMMANDS_QUEUE_URL": queue_url,
             "COMMANDS_DLQ_URL": dlq_url,
             "EVENT_BUS_NAME": "bus",
-            "STRIPE_API_VERSION": "2026-10-28.endive",
+            "STRIPE_API_VERSION": STRIPE_API_VERSION,
             "STRIPE_API_KEY_SECRET_ID": key["ARN"],
             "STRIPE_API_BASE": server.url,
         }.items():
@@ -150,7 +151,7 @@ def test_command_is_queued_executed_recorded_and_published(gateway: GatewayStack
         request.path == "/v1/customers"
         and request.headers["idempotency-key"] == f"stripe-middleware-{command_id}"
     )
-    assert request.headers["stripe-version"] == "2026-10-28.endive"
+    assert request.headers["stripe-version"] == STRIPE_API_VERSION
     [published] = gateway.published()
     assert published["detail-type"] == "stripe-middleware.command.succeeded"
     assert published["detail"]["command_id"] == command_id

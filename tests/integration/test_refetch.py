@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from events import stripe_event
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
 from tests.fakes.stripe_server import FakeStripe, fake_stripe
 from tests.integration.conftest import ProcessorStack
 
@@ -59,7 +60,7 @@ def test_same_second_tie_is_settled_by_stripe_when_a_key_is_configured(
     assert stored["status"] == "past_due"
     [request] = stripe_server.requests
     assert request.headers["authorization"] == "Bearer rk_test_readonly"
-    assert request.headers["stripe-version"] == "2026-10-28.endive"  # pinned
+    assert request.headers["stripe-version"] == STRIPE_API_VERSION  # pinned
     # A later event of the same second no longer overwrites what Stripe said.
     third = stripe_event(
         "customer.subscription.updated",

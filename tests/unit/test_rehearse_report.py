@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from events import detail_schema, stripe_object
+from stripe_middleware.shared.contract import STRIPE_API_VERSION
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
 from stripe_middleware_dev.rehearse import (
     EXIT_BREAKING,
@@ -212,7 +213,7 @@ def test_report_aggregates_per_type_and_decides_the_exit_code() -> None:
     assert not result.types["customer"].breaking
 
     table = render_table(result)
-    assert f"pinned 2026-10-28.endive -> candidate {CANDIDATE}" in table
+    assert f"pinned {STRIPE_API_VERSION} -> candidate {CANDIDATE}" in table
     assert "invoice: 4 sampled, 3 compared, 1 gone -- BREAKING" in table
     assert "customer: 1 sampled, 1 compared -- no breaking change" in table
     [line] = [x for x in table.splitlines() if "customer_id" in x]

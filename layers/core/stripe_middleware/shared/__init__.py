@@ -1,5 +1,5 @@
 """What every context shares: errors, the published contract, HTTP shapes, time, settings, publishing.
 
-Modules the ingest path imports (errors, contract, http, clock, settings, observability) use only the
+Modules the ingest path imports (errors, contract, settings, observability) use only the
 standard library.
 """

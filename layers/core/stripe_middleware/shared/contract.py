@@ -12,7 +12,7 @@ from enum import StrEnum
 SERVICE = "stripe-middleware"
 SOURCE = "stripe-middleware"  # `source` of everything published on the bus
 METRICS_NAMESPACE = "StripeMiddleware"
-# One Stripe API version for every function that talks to Stripe (refetches, command gateway).
+# One Stripe API version for every function that talks to Stripe (refetches, commands, backfill, catch-up).
 STRIPE_API_VERSION = "2026-10-28.endive"
 
 

@@ -1,1 +1,2 @@
-"""Stripe SDK adapters: the configured client, object reads, and writes for the command gateway."""
+"""Stripe SDK adapters: the configured client, object reads, writes for the command gateway, and list
+pages for backfill and catch-up."""
