@@ -40,6 +40,7 @@ DETAIL_SCHEMAS = {
     "stripe-middleware.metadata.violation": "schemas/metadata-violation.detail.schema.json",
     "stripe-middleware.object.backfilled": "schemas/object-backfilled.detail.schema.json",
     "stripe-middleware.catchup.gap": "schemas/catchup-gap.detail.schema.json",
+    "stripe-middleware.signal.anomaly": "schemas/signal-anomaly.detail.schema.json",
 }
 
 

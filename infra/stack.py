@@ -14,7 +14,7 @@ from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.gateway import CommandGateway
 from infra.constructs.history import History
 from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
-from infra.constructs.lambda_code import GATEWAY_CONFIG, METADATA_SCHEMA, shared_layer
+from infra.constructs.lambda_code import GATEWAY_CONFIG, METADATA_SCHEMA, SIGNALS_CONFIG, shared_layer
 from infra.constructs.partner_source import StripePartnerEventSource
 from infra.constructs.processing import EventProcessor
 from infra.constructs.read_api import ReadApi
@@ -23,6 +23,7 @@ from infra.constructs.store import ObjectStoreTable
 from infra.nag import acknowledge
 from stripe_middleware.commands.config import load_gateway_config
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
+from stripe_middleware.signals.config import load_signals_config
 
 # The processor's timeout; SQS visibility is six times it, as AWS advises for Lambda event sources.
 PROCESSOR_TIMEOUT = Duration.seconds(60)
@@ -49,6 +50,7 @@ class StripeMiddlewareStack(Stack):
         # A broken config file fails synth here, not at 3 a.m.
         load_metadata_schema(METADATA_SCHEMA)
         load_gateway_config(GATEWAY_CONFIG)
+        load_signals_config(SIGNALS_CONFIG)
         layer = shared_layer(self, "CoreLayer")
         self.events = DurableQueue(
             self,

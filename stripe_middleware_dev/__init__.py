@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CONFIG = {
     "METADATA_SCHEMA_PATH": str(REPO_ROOT / "config" / "metadata_schema.yaml"),
     "GATEWAY_CONFIG_PATH": str(REPO_ROOT / "config" / "gateway.yaml"),
+    "SIGNALS_CONFIG_PATH": str(REPO_ROOT / "config" / "signals.yaml"),
 }
 
 

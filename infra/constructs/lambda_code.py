@@ -24,7 +24,8 @@ LIBRARY = ROOT / "layers" / "core" / "stripe_middleware"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 METADATA_SCHEMA = ROOT / "config" / "metadata_schema.yaml"
 GATEWAY_CONFIG = ROOT / "config" / "gateway.yaml"
-CONFIG_FILES = (METADATA_SCHEMA, GATEWAY_CONFIG)
+SIGNALS_CONFIG = ROOT / "config" / "signals.yaml"
+CONFIG_FILES = (METADATA_SCHEMA, GATEWAY_CONFIG, SIGNALS_CONFIG)
 # Where the layer puts the schema inside the function (layers are mounted at /opt).
 PACKAGED_METADATA_SCHEMA = "/opt/python/stripe_middleware/metadata_schema.yaml"
 PACKAGED_GATEWAY_CONFIG = "/opt/python/stripe_middleware/gateway.yaml"

@@ -18,8 +18,17 @@ def test_the_layer_holds_the_whole_library_and_its_config_and_nothing_else(tmp_p
     copy_library(tmp_path)
     shipped = {p.relative_to(tmp_path / "stripe_middleware") for p in tmp_path.rglob("*") if p.is_file()}
     library = {p.relative_to(LIBRARY) for p in LIBRARY.rglob("*.py")}
-    assert shipped == library | {Path("metadata_schema.yaml"), Path("gateway.yaml")}
-    assert {p.parts[0] for p in library} >= {"shared", "ingest", "processing", "read", "commands", "adapters"}
+    assert shipped == library | {Path("metadata_schema.yaml"), Path("gateway.yaml"), Path("signals.yaml")}
+    assert {p.parts[0] for p in library} >= {
+        "shared",
+        "ingest",
+        "processing",
+        "read",
+        "commands",
+        "backfill",
+        "signals",
+        "adapters",
+    }
 
 
 def test_the_packaged_library_reads_its_packaged_config(tmp_path: Path) -> None:
@@ -29,7 +38,9 @@ def test_the_packaged_library_reads_its_packaged_config(tmp_path: Path) -> None:
         "import stripe_middleware\n"
         "from stripe_middleware.shared.metadata_schema import load_metadata_schema\n"
         "from stripe_middleware.commands.config import load_gateway_config\n"
-        "print(stripe_middleware.__file__, load_metadata_schema().version, load_gateway_config().version)"
+        "from stripe_middleware.signals.config import load_signals_config\n"
+        "print(stripe_middleware.__file__, load_metadata_schema().version, load_gateway_config().version,"
+        " load_signals_config().version)"
     )
     env = {"PATH": "/usr/bin:/bin"}  # no METADATA_SCHEMA_PATH / GATEWAY_CONFIG_PATH, as on Lambda
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -43,7 +54,7 @@ def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(ROOT / "uv.lock", tmp_path / "uv.lock")
     monkeypatch.setattr(lambda_code, "ROOT", tmp_path)
     monkeypatch.setattr(lambda_code, "LIBRARY", tmp_path / "layers/core/stripe_middleware")
-    configs = (tmp_path / "config/metadata_schema.yaml", tmp_path / "config/gateway.yaml")
+    configs = tuple(tmp_path / "config" / p.name for p in lambda_code.CONFIG_FILES)
     monkeypatch.setattr(lambda_code, "CONFIG_FILES", configs)
     return tmp_path
 
@@ -55,6 +66,7 @@ def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("functions/ingest/handler.py", False),  # functions are their own assets
         ("layers/core/stripe_middleware/ingest/webhook.py", True),
         ("config/metadata_schema.yaml", True),
+        ("config/signals.yaml", True),
         ("uv.lock", True),
     ],
 )

@@ -25,6 +25,7 @@ class DetailType(StrEnum):
     COMMAND_FAILED = "stripe-middleware.command.failed"
     OBJECT_BACKFILLED = "stripe-middleware.object.backfilled"  # an object read by a backfill run
     CATCHUP_GAP = "stripe-middleware.catchup.gap"  # catch-up fell behind the Events API's 30 days
+    SIGNAL_ANOMALY = "stripe-middleware.signal.anomaly"  # a detector found a fraud or anomaly pattern
 
 
 class Metric(StrEnum):

@@ -1,0 +1,85 @@
+"""What detection needs: facts kept per subject, and a record of the anomalies already published."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stripe_middleware.shared.clock import iso
+from stripe_middleware.signals.facts import Fact
+
+LEVELS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+
+
+def level_of(score: float) -> str:
+    return next(name for floor, name in LEVELS if score >= floor)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One feature behind a signal, with its value and the threshold it crossed, in words."""
+
+    feature: str
+    value: float | int | str
+    threshold: float | int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    signal_id: str  # stable: the same finding has the same id, whatever the order events arrived in
+    kind: str  # the detector
+    subject: str
+    account: str | None
+    livemode: bool
+    customer_id: str | None
+    score: float  # 0..1
+    reasons: tuple[Reason, ...]
+    evidence: tuple[Fact, ...]
+    model_version: str
+    level: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", level_of(self.score))
+
+    @property
+    def as_of(self) -> int:
+        """Event time: the newest fact behind the finding."""
+        return max(f.created for f in self.evidence)
+
+    def detail(self) -> dict[str, Any]:
+        """The published detail of `stripe-middleware.signal.anomaly`."""
+        return {
+            "signal_id": self.signal_id,
+            "kind": self.kind,
+            "customer_id": self.customer_id,
+            "account": self.account,
+            "livemode": self.livemode,
+            "score": round(self.score, 3),
+            "level": self.level,
+            "reasons": [vars(r) for r in self.reasons],
+            "evidence": {
+                "event_ids": sorted({f.evidence for f in self.evidence}),
+                "object_ids": sorted({f.object_id for f in self.evidence}),
+            },
+            "as_of": iso(self.as_of),
+            "model_version": self.model_version,
+        }
+
+
+class SignalState(Protocol):
+    def add_facts(self, subject: str, facts: Sequence[Fact]) -> None:
+        """Keep facts under a subject, one per fact id: the newest version (`Fact.newer_than`), so the
+        result does not depend on the order they arrive in (StoreUnavailableError)."""
+        ...
+
+    def facts(self, subject: str) -> list[Fact]:
+        """Every fact kept under a subject, in no particular order."""
+        ...
+
+    def published(self, signal_ids: Iterable[str]) -> set[str]:
+        """Which of these signals were published before."""
+        ...
+
+    def mark_published(self, signal_ids: Sequence[str]) -> None: ...
