@@ -1,4 +1,4 @@
-"""The detectors' thresholds (config/signals.yaml), validated when the function starts and at synth."""
+"""The detectors' thresholds (config/signals.yaml), validated at synth and wherever they are loaded."""
 
 from __future__ import annotations
 

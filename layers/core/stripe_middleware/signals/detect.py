@@ -4,6 +4,7 @@ touch, publish each finding not published before (at least once, under a stable 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from stripe_middleware.shared.contract import DetailType
@@ -11,7 +12,7 @@ from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.publishing import Publication, Publisher
 from stripe_middleware.signals.config import SignalsConfig
 from stripe_middleware.signals.detectors import evaluate
-from stripe_middleware.signals.facts import Fact, card_subject, facts_of, subjects
+from stripe_middleware.signals.facts import CUSTOMER, Fact, card_subject, facts_of, subject_kind, subjects
 from stripe_middleware.signals.ports import Anomaly, SignalState
 
 
@@ -42,9 +43,14 @@ def detect(
             touched.setdefault(subject, []).append(fact)
     for subject, kept in touched.items():
         state.add_facts(subject, kept)
-    for subject in [s for s in touched if "/customer/" in s]:  # a new trial reaches the customer's cards
-        touched |= {s: [] for f in state.facts(subject) if (s := card_subject(f))}
-    found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, state.facts, config)}
+    read = cache(state.facts)  # each subject read once per detail, however many detectors look at it
+    for subject in [
+        s for s in touched if subject_kind(s) == CUSTOMER
+    ]:  # a trial reaches the customer's cards
+        touched |= {s: [] for f in read(subject) if (s := card_subject(f))}
+    found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, read, config)}
+    if not found:
+        return Detection(facts=len(facts))
     published = state.published(found)
     new = [a for key, a in found.items() if key not in published]
     failed = publisher.publish([Publication(a.signal_id, DetailType.SIGNAL_ANOMALY, a.detail()) for a in new])

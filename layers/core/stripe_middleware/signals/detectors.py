@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from stripe_middleware.signals.config import CardTesting, DuplicateCharge, SignalsConfig, TrialAbuse
-from stripe_middleware.signals.facts import CHARGE, TRIAL, Fact, customer_subject
+from stripe_middleware.signals.facts import (
+    ACCOUNT,
+    CARD,
+    CHARGE,
+    CUSTOMER,
+    TRIAL,
+    Fact,
+    customer_subject,
+    subject_kind,
+)
 from stripe_middleware.signals.ports import Anomaly, Reason
 
 Lookup = Callable[[str], list[Fact]]  # a subject's facts
@@ -169,13 +178,12 @@ def duplicate_charge(subject: str, facts: list[Fact], rule: DuplicateCharge) -> 
 
 def evaluate(subject: str, lookup: Lookup, config: SignalsConfig) -> list[Anomaly]:
     """Every enabled detector that watches this kind of subject, on its facts."""
-    facts, rules = lookup(subject), config.detectors
-    kind = subject.split("/")[2]
+    facts, rules, kind = lookup(subject), config.detectors, subject_kind(subject)
     found: list[Anomaly] = []
-    if kind == "card" and rules.trial_abuse.enabled:
+    if kind == CARD and rules.trial_abuse.enabled:
         found += trial_abuse(subject, facts, lookup, rules.trial_abuse)
-    if kind == "account" and rules.card_testing.enabled:
+    if kind == ACCOUNT and rules.card_testing.enabled:
         found += card_testing(subject, facts, rules.card_testing)
-    if kind == "customer" and rules.duplicate_charge.enabled:
+    if kind == CUSTOMER and rules.duplicate_charge.enabled:
         found += duplicate_charge(subject, facts, rules.duplicate_charge)
     return found

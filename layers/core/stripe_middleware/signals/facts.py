@@ -14,7 +14,8 @@ from typing import Any
 
 from stripe_middleware.shared.contract import DetailType, mode_label
 
-CHARGE, CARD, TRIAL = "charge", "card", "trial"
+CHARGE, CARD, TRIAL = "charge", "card", "trial"  # fact kinds
+CUSTOMER, ACCOUNT = "customer", "account"  # subject kinds (with CARD)
 LATEST = 4_102_444_800  # 2100-01-01: a later `created` is not seconds (milliseconds, a bug upstream)
 
 
@@ -53,15 +54,20 @@ def scope(fact: Fact) -> str:
 
 
 def customer_subject(fact: Fact) -> str | None:
-    return f"{scope(fact)}/customer/{fact.customer}" if fact.customer else None
+    return f"{scope(fact)}/{CUSTOMER}/{fact.customer}" if fact.customer else None
 
 
 def card_subject(fact: Fact) -> str | None:
-    return f"{scope(fact)}/card/{fact.fingerprint}" if fact.fingerprint else None
+    return f"{scope(fact)}/{CARD}/{fact.fingerprint}" if fact.fingerprint else None
 
 
 def account_subject(fact: Fact) -> str:
-    return f"{scope(fact)}/account"
+    return f"{scope(fact)}/{ACCOUNT}"
+
+
+def subject_kind(subject: str) -> str:
+    """`customer`, `card` or `account`: what a subject is about (`<mode>/<account>/<kind>[/<id>]`)."""
+    return subject.split("/")[2]
 
 
 def subjects(fact: Fact) -> list[str]:

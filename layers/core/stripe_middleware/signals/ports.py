@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stripe_middleware.shared.clock import iso
@@ -38,10 +38,10 @@ class Anomaly:
     reasons: tuple[Reason, ...]
     evidence: tuple[Fact, ...]
     model_version: str
-    level: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "level", level_of(self.score))
+    @property
+    def level(self) -> str:
+        return level_of(self.score)
 
     @property
     def as_of(self) -> int:
