@@ -2,8 +2,7 @@
 
 Like a key-value store, it hands back copies (a fact goes through `to_item`/`from_item`), keeps a fact
 once per subject (the newest version of a fact id wins, as a conditional put would), and `unavailable`
-names the operations ("add_facts", "facts", "published", "mark_published") that raise
-StoreUnavailableError, as a DynamoDB outage would.
+names the operations (its method names) that raise StoreUnavailableError, as a DynamoDB outage would.
 """
 
 from __future__ import annotations
@@ -14,12 +13,15 @@ from typing import Any
 
 from stripe_middleware.shared.errors import StoreUnavailableError
 from stripe_middleware.signals.facts import Fact
+from stripe_middleware.signals.ports import Anomaly
 
 
 @dataclass
 class InMemorySignalState:
     kept: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # subject -> fact id -> item
     published_ids: set[str] = field(default_factory=set)
+    anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)  # signal id -> published detail
+    churn: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer subject -> churn-risk detail
     unavailable: set[str] = field(default_factory=set)
 
     def _check(self, operation: str) -> None:
@@ -41,9 +43,18 @@ class InMemorySignalState:
         self._check("published")
         return {signal_id for signal_id in signal_ids if signal_id in self.published_ids}
 
-    def mark_published(self, signal_ids: Sequence[str]) -> None:
+    def mark_published(self, anomalies: Sequence[Anomaly]) -> None:
         self._check("mark_published")
-        self.published_ids.update(signal_ids)
+        self.published_ids.update(a.signal_id for a in anomalies)
+        self.anomalies |= {a.signal_id: a.detail() for a in anomalies}
+
+    def churn_risk(self, customer_subject: str) -> dict[str, Any] | None:
+        self._check("churn_risk")
+        return self.churn.get(customer_subject)
+
+    def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
+        self._check("put_churn_risk")
+        self.churn[customer_subject] = detail
 
     def subjects(self) -> list[str]:
         """Every subject that has facts (for assertions)."""

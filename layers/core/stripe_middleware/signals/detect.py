@@ -54,7 +54,7 @@ def detect(
     published = state.published(found)
     new = [a for key, a in found.items() if key not in published]
     failed = publisher.publish([Publication(a.signal_id, DetailType.SIGNAL_ANOMALY, a.detail()) for a in new])
-    state.mark_published([a.signal_id for a in new if a.signal_id not in failed])
+    state.mark_published([a for a in new if a.signal_id not in failed])
     if failed:
         raise SignalsNotPublishedError(f"{len(failed)} anomalies were not published")
     return Detection(facts=len(facts), raised=new)
