@@ -19,6 +19,7 @@ from infra.constructs.partner_source import StripePartnerEventSource
 from infra.constructs.processing import EventProcessor
 from infra.constructs.read_api import ReadApi
 from infra.constructs.routing import EventRouting
+from infra.constructs.signals import Signals
 from infra.constructs.store import ObjectStoreTable
 from infra.nag import acknowledge
 from stripe_middleware.commands.config import load_gateway_config
@@ -117,6 +118,9 @@ class StripeMiddlewareStack(Stack):
             stripe_read_key=stripe_read_key,
             catchup_minutes=options.catchup_minutes,
         )
+        self.signals = Signals(
+            self, "Signals", stage=stage, layer=layer, table=self.store.table, bus=self.routing.bus
+        )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
             "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",
@@ -134,6 +138,7 @@ class StripeMiddlewareStack(Stack):
             "BackfillStateMachineArn": self.history.state_machine.state_machine_arn,
             "BackfillDeadLetterQueueUrl": self.history.dead_letter_queue.queue_url,
             "CatchupFunctionName": self.history.catchup.function_name,
+            "SignalsDeadLetterQueueUrl": self.signals.inputs.dead_letter_queue.queue_url,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

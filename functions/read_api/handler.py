@@ -11,8 +11,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
+from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.read import queries
-from stripe_middleware.read.ports import ReadStore
+from stripe_middleware.read.ports import ReadStore, SignalReader
 from stripe_middleware.shared import http
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.shared.errors import NotFoundError, RejectedError, UnavailableError
@@ -26,6 +27,25 @@ def store() -> ReadStore:
     return ObjectStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
 
 
+@cache
+def signals() -> SignalReader:
+    return SignalStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
+
+
+def answer(route: str, params: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
+    """The 200 body of a route (RejectedError / UnavailableError otherwise)."""
+    customer_id = params.get("customer_id", "")
+    if route == "GET /v1/customers/{customer_id}/objects":
+        return queries.customer_objects(store(), customer_id, query)
+    if route == "GET /v1/customers/{customer_id}/signals":
+        return queries.customer_signals(signals(), customer_id, query)
+    if route == "GET /v1/signals":
+        return queries.list_signals(signals(), query)
+    if route == "GET /v1/objects/{object_type}/{object_id}":
+        return queries.get_object(store(), params.get("object_type", ""), params.get("object_id", ""), query)
+    raise NotFoundError(f"no route {route}")
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -33,17 +53,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     query = event.get("queryStringParameters") or {}
     route = http.route_key(event)
     try:
-        if route.startswith("GET /v1/customers/"):
-            response = http.json_response(
-                200, queries.customer_objects(store(), params.get("customer_id", ""), query)
-            )
-        elif route.startswith("GET /v1/objects/"):
-            found = queries.get_object(
-                store(), params.get("object_type", ""), params.get("object_id", ""), query
-            )
-            response = http.json_response(200, found)
-        else:
-            raise NotFoundError(f"no route {route}")
+        response = http.json_response(200, answer(route, params, query))
     except RejectedError as error:
         response = http.rejected_response(error)
     except UnavailableError as error:

@@ -1,4 +1,4 @@
-"""Internal read API: `GET /v1/objects/{type}/{id}`, `GET /v1/customers/{id}/objects`, IAM-authorized."""
+"""Internal read API over the store and the signals' records, IAM-authorized."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.api import HttpApi
 from infra.constructs.python_function import PythonFunction
-from stripe_middleware.adapters.dynamodb.table import CUSTOMER_INDEX
+from stripe_middleware.adapters.dynamodb.table import INDEXES
 
-READ_ROUTES = ("GET /v1/objects/{object_type}/{object_id}", "GET /v1/customers/{customer_id}/objects")
+READ_ROUTES = (
+    "GET /v1/objects/{object_type}/{object_id}",
+    "GET /v1/customers/{customer_id}/objects",
+    "GET /v1/customers/{customer_id}/signals",
+    "GET /v1/signals",
+)
 
 
 class ReadApi(Construct):
@@ -40,8 +45,8 @@ class ReadApi(Construct):
         ).function
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:Query"],
-                resources=[table.table_arn, f"{table.table_arn}/index/{CUSTOMER_INDEX.name}"],
+                actions=["dynamodb:Query", "dynamodb:BatchGetItem"],
+                resources=[table.table_arn, *(f"{table.table_arn}/index/{index.name}" for index in INDEXES)],
             )
         )
         api.add_lambda_routes("Read", self.function, READ_ROUTES, iam=True)

@@ -21,3 +21,26 @@ class ReadStore(Protocol):
         object_type: str | None = ...,
         limit: int = ...,
     ) -> list[dict[str, Any]]: ...
+
+
+class SignalReader(Protocol):
+    def customer_signals(
+        self, customer_id: str, *, account: str | None, livemode: bool, limit: int = ...
+    ) -> list[dict[str, Any]]:
+        """The customer's churn-risk record and kept anomalies (published details), newest first."""
+        ...
+
+    def list_signals(
+        self,
+        *,
+        account: str | None,
+        livemode: bool,
+        since: str,
+        before: str | None,
+        kind: str | None,
+        level: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Signals of one scope with `since <= as_of`, newest first, strictly before the page key
+        `before` (`{as_of}#{signal_id}`), at most `limit`; `kind` and `level` filter."""
+        ...

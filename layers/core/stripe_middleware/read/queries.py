@@ -5,16 +5,26 @@ Each query returns the 200 body or raises RejectedError (400/404/409) for the ha
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from stripe_middleware.read.ports import ReadStore
+from stripe_middleware.read.ports import ReadStore, SignalReader
+from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.errors import NotFoundError, RejectedError
 
 OBJECT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_:\-]{1,255}$")
 ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
+SIGNAL_KIND = re.compile(r"^[a-z][a-z_]{0,39}$")
+LEVELS = ("low", "medium", "high")
+CHURN_RISK = "churn_risk"
+DEFAULT_SINCE_DAYS = 90
+PAGE = (50, 100)  # default and largest `limit`
 
 
 def _filters(query: Mapping[str, str]) -> tuple[str | None, bool | None]:
@@ -44,19 +54,125 @@ def get_object(
     return found[0]
 
 
-def customer_objects(store: ReadStore, customer_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+def _customer_id(customer_id: str) -> str:
     if not (customer_id.startswith("cus_") and OBJECT_ID.match(customer_id)):
         raise RejectedError("invalid_customer_id", "customer_id must be a Stripe customer id (cus_...)")
+    return customer_id
+
+
+def _modes(livemode: bool | None) -> list[bool]:
+    return [livemode] if livemode is not None else [False, True]
+
+
+def customer_objects(store: ReadStore, customer_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    _customer_id(customer_id)
     object_type = query.get("type") or None
     if object_type is not None and not OBJECT_TYPE.match(object_type):
         raise RejectedError("invalid_object_type", "type must look like invoice or checkout.session")
     account, livemode = _filters(query)
-    modes = [livemode] if livemode is not None else [False, True]
     objects = [
         item
-        for mode in modes
+        for mode in _modes(livemode)
         for item in store.customer_objects(
             customer_id, account=account, livemode=mode, object_type=object_type
         )
     ]
     return {"customer_id": customer_id, "objects": objects}
+
+
+def customer_signals(reader: SignalReader, customer_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """The customer's current churn risk (with its reasons) and open anomalies (raised in the last 90 days,
+    the time an anomaly record is kept)."""
+    account, livemode = _filters(query)
+    found = [
+        detail
+        for mode in _modes(livemode)
+        for detail in reader.customer_signals(_customer_id(customer_id), account=account, livemode=mode)
+    ]
+    churn = [d for d in found if d["kind"] == CHURN_RISK]
+    return {
+        "customer_id": customer_id,
+        "churn_risk": churn,  # one per mode the customer has (usually one)
+        "anomalies": sorted(
+            (d for d in found if d["kind"] != CHURN_RISK),
+            key=lambda d: (d["as_of"], d["signal_id"]),
+            reverse=True,
+        ),
+    }
+
+
+def list_signals(
+    reader: SignalReader, query: Mapping[str, str], *, now: float | None = None
+) -> dict[str, Any]:
+    """Signals newest first, filtered by kind, level and `since` (event time), paginated by `next`."""
+    account, livemode = _filters(query)
+    kind = query.get("kind") or None
+    if kind is not None and not SIGNAL_KIND.match(kind):
+        raise RejectedError("invalid_kind", "kind must be a signal kind such as churn_risk or card_testing")
+    level = query.get("level") or None
+    if level is not None and level not in LEVELS:
+        raise RejectedError("invalid_level", "level must be low, medium or high")
+    since = _since(query.get("since"), now if now is not None else time.time())
+    limit = _limit(query.get("limit"))
+    before = _cursor(query.get("cursor"))
+    found = sorted(
+        (
+            detail
+            for mode in _modes(livemode)
+            for detail in reader.list_signals(
+                account=account,
+                livemode=mode,
+                since=since,
+                before=before,
+                kind=kind,
+                level=level,
+                limit=limit,
+            )
+        ),
+        key=_page_key,
+        reverse=True,
+    )[:limit]
+    more = len(found) == limit
+    return {
+        "signals": found,
+        "next": base64.urlsafe_b64encode(_page_key(found[-1]).encode()).decode() if more else None,
+    }
+
+
+def _page_key(detail: Mapping[str, Any]) -> str:
+    return f"{detail['as_of']}#{detail['signal_id']}"
+
+
+def _since(raw: str | None, now: float) -> str:
+    if not raw:
+        return iso(now - DEFAULT_SINCE_DAYS * 24 * 3600) or ""
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise RejectedError(
+            "invalid_since", "since must be an ISO 8601 date or time, e.g. 2026-01-31"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment.timestamp()) or ""
+
+
+def _limit(raw: str | None) -> int:
+    default, largest = PAGE
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= largest:
+        raise RejectedError("invalid_limit", f"limit must be a whole number from 1 to {largest}")
+    return int(raw)
+
+
+def _cursor(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(raw.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        key = ""
+    if not re.match(r"^\d{4}-\d{2}-\d{2}T[^#]+#[A-Za-z0-9_]+$", key):
+        raise RejectedError("invalid_cursor", "cursor must be the `next` of a previous page")
+    return key

@@ -63,6 +63,12 @@ class Metric(StrEnum):
     CATCHUP_EVENTS_LISTED = "CatchupEventsListed"
     CATCHUP_EVENTS_RECOVERED = "CatchupEventsRecovered"  # not processed before: webhooks missed them
     CATCHUP_GAP = "CatchupGap"
+    # signals (dimension: kind for SignalsRaised)
+    SIGNAL_EVENTS_RECEIVED = "SignalEventsReceived"
+    SIGNAL_FACTS = "SignalFacts"  # facts learned (kept under each subject they touch)
+    SIGNALS_RAISED = "SignalsRaised"  # anomalies found for the first time, churn-risk level changes
+    SIGNAL_FAILURES = "SignalFailures"  # messages left for SQS to redeliver (then the DLQ)
+    STRIPE_TO_SIGNAL_LATENCY = "StripeToSignalLatency"  # from the event's `created` to its evaluation
 
 
 def mode_label(livemode: bool) -> str:

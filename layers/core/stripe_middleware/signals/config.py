@@ -54,11 +54,67 @@ class DuplicateCharge(Detector):
     window_minutes: int = Field(default=5, ge=1, le=1440)
 
 
+class AccountTakeover(Detector):
+    """A change of a customer's email or default payment method (or a card attached), then within
+    `window_hours` a succeeded charge or a refund with `min_signs` or more signs that someone else pays or
+    is paid: a card, or a card country, the customer had not used before the change; an amount at least
+    `amount_ratio` times their median before it; a refund of a charge on such a new card; the email change
+    itself. Only a customer with `min_history` succeeded charges before the change has a usual to leave."""
+
+    window_hours: int = Field(default=72, ge=1, le=720)
+    min_history: int = Field(default=3, ge=1)
+    amount_ratio: float = Field(default=3.0, gt=1)
+    min_signs: int = Field(default=2, ge=1, le=5)
+
+
+class PaymentFailureSpike(Detector):
+    """On one account, the share of charges that failed within `window_hours` is at least
+    `min_rate_percent` and `ratio` times its share in the `baseline_days` before; the window needs
+    `min_charges` charges and the baseline `min_baseline_charges`, so a small account does not alarm."""
+
+    window_hours: int = Field(default=24, ge=1, le=168)
+    baseline_days: int = Field(default=14, ge=1, le=90)
+    min_charges: int = Field(default=30, ge=1)
+    min_baseline_charges: int = Field(default=100, ge=1)
+    ratio: float = Field(default=3.0, gt=1)
+    min_rate_percent: float = Field(default=15.0, gt=0, le=100)
+
+
+class DisputeSpike(Detector):
+    """On one account, disputes opened within `window_days` (at least `min_disputes`) per succeeded charge
+    of the same days are at least `min_rate_percent` and `ratio` times the rate of the `baseline_days`
+    before; the window needs `min_charges` charges and the baseline `min_baseline_charges`."""
+
+    window_days: int = Field(default=7, ge=1, le=90)
+    baseline_days: int = Field(default=56, ge=1, le=300)
+    min_disputes: int = Field(default=3, ge=1)
+    min_charges: int = Field(default=30, ge=1)
+    min_baseline_charges: int = Field(default=100, ge=1)
+    ratio: float = Field(default=3.0, gt=1)
+    min_rate_percent: float = Field(default=1.0, gt=0, le=100)
+
+
+class AmountOutlier(Detector):
+    """A succeeded charge whose amount is `robust_z` or more spreads from the median of the customer's
+    earlier charges in its currency (at least `min_history` of them within `lookback_days`). The spread is
+    the median absolute deviation scaled to a standard deviation, and never under `min_spread_percent` of
+    the median, so a customer always charged the same amount is not alarmed by a small change."""
+
+    min_history: int = Field(default=5, ge=3)
+    lookback_days: int = Field(default=180, ge=1, le=400)
+    robust_z: float = Field(default=5.0, gt=0)
+    min_spread_percent: float = Field(default=20.0, ge=0, le=100)
+
+
 class Detectors(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     trial_abuse: TrialAbuse = TrialAbuse()
     card_testing: CardTesting = CardTesting()
     duplicate_charge: DuplicateCharge = DuplicateCharge()
+    account_takeover: AccountTakeover = AccountTakeover()
+    payment_failure_spike: PaymentFailureSpike = PaymentFailureSpike()
+    dispute_spike: DisputeSpike = DisputeSpike()
+    amount_outlier: AmountOutlier = AmountOutlier()
 
 
 class SignalsConfig(BaseModel):

@@ -43,14 +43,14 @@ def decode_body(body: bytes) -> dict[str, Any]:
     return result
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal: give JSON callers ints (amounts are integers in Stripe)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -67,7 +67,7 @@ class ObjectStore:
         return {k: self._serializer.serialize(v) for k, v in values.items() if v is not None and v != ""}
 
     def _from_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {k: _plain(self._deserializer.deserialize(v)) for k, v in item.items()}
+        return {k: plain(self._deserializer.deserialize(v)) for k, v in item.items()}
 
     # -- writes -------------------------------------------------------------------------------
     def seen_events(self, event_ids: Iterable[str]) -> set[str]:

@@ -8,8 +8,14 @@ One definition serves the DynamoDB adapters, the CDK stack and local mode (via t
   rate slot   pk = RATE#{key}#{window}            sk = RATE     (TTL `expires_at`)
   backfill    pk = BFRUN#{run_id}                 sk = RUN (its as_of) or CUR#{account}#{type} (cursors)
   catch-up    pk = CATCHUP#{live|test}            sk = CURSOR   (`until`: events enqueued up to this time)
+  fact        pk = SIG#{subject}                  sk = FACT#{created:010d}#{fact id}   (TTL `expires_at`)
+  churn risk  pk = SIG#{subject}                  sk = CHURN    (the customer's last published level)
+  anomaly     pk = SIGNAL#{signal_id}             sk = SIGNAL   (TTL `expires_at`)
   gsi customer      gsi1pk = CUS#{account}#{mode}#{customer_id}              gsi1sk = {type}#{created}#{id}
   gsi type_created  gsi2pk = TYPE#{account}#{mode}#{object_type}#{YYYY-MM}   gsi2sk = {created}#{id}
+  signals (churn risk and anomaly records) use the same two indexes under their own partitions:
+  gsi customer      gsi1pk = SIGCUS#{account}#{mode}#{customer_id}           gsi1sk = {as_of}#{signal_id}
+  gsi type_created  gsi2pk = SIGNALS#{account}#{mode}#{YYYY-MM}              gsi2sk = {as_of}#{signal_id}
 """
 
 from __future__ import annotations
@@ -114,6 +120,47 @@ def type_index_keys(
         TYPE_CREATED_INDEX.partition_key: f"TYPE#{scope(account, livemode)}#{object_type}#{created[:7]}",
         TYPE_CREATED_INDEX.sort_key: f"{created}#{object_id}",
     }
+
+
+def fact_key(subject: str, created: int, fact_id: str) -> dict[str, str]:
+    """A fact's sort key starts with its object's `created` (which never changes), so a subject's facts
+    can be read from a time on."""
+    return {PARTITION_KEY: f"SIG#{subject}", SORT_KEY: f"FACT#{created:010d}#{fact_id}"}
+
+
+def fact_range(subject: str, since: int) -> tuple[str, str]:
+    """The partition and the first sort key of a subject's facts created at or after `since`."""
+    return f"SIG#{subject}", f"FACT#{max(since, 0):010d}"
+
+
+def churn_key(subject: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"SIG#{subject}", SORT_KEY: "CHURN"}
+
+
+def anomaly_key(signal_id: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"SIGNAL#{signal_id}", SORT_KEY: "SIGNAL"}
+
+
+def signal_customer_partition(account: str | None, livemode: bool, customer_id: str) -> str:
+    return f"SIGCUS#{scope(account, livemode)}#{customer_id}"
+
+
+def signal_month_partition(account: str | None, livemode: bool, month: str) -> str:
+    return f"SIGNALS#{scope(account, livemode)}#{month}"
+
+
+def signal_index_keys(
+    account: str | None, livemode: bool, *, customer_id: str | None, as_of: str, signal_id: str
+) -> dict[str, str]:
+    """Where a signal record is found: by its customer, and among its scope's signals of a month."""
+    keys = {
+        TYPE_CREATED_INDEX.partition_key: signal_month_partition(account, livemode, as_of[:7]),
+        TYPE_CREATED_INDEX.sort_key: f"{as_of}#{signal_id}",
+    }
+    if customer_id:
+        keys[CUSTOMER_INDEX.partition_key] = signal_customer_partition(account, livemode, customer_id)
+        keys[CUSTOMER_INDEX.sort_key] = f"{as_of}#{signal_id}"
+    return keys
 
 
 def string_key(key: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,66 @@
+"""Signals Lambda: queued bus events (SQS batch) → facts per customer, card, account → signals on the bus."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from functools import cache, partial
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from stripe_middleware.adapters import aws
+from stripe_middleware.adapters.dynamodb.signals import SignalStore
+from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.shared.contract import Metric
+from stripe_middleware.signals.config import load_signals_config
+from stripe_middleware.signals.consume import Detect, Message, consume
+from stripe_middleware.signals.detect import detect
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def detector() -> Detect:
+    return partial(
+        detect,
+        state=SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
+        publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
+        config=load_signals_config(),
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    messages = [Message(record["messageId"], record["body"]) for record in event.get("Records", [])]
+    outcome = consume(messages, detector())
+    now = time.time()
+    raised: Counter[str] = Counter()
+    for consumed in outcome.consumed:
+        detection = consumed.detection
+        logger.set_correlation_id(consumed.event_id)
+        for signal in detection.raised:
+            raised[signal.kind] += 1
+            logger.info(
+                "signal raised",
+                extra={"kind": signal.kind, "signal_id": signal.signal_id, "level": signal.level},
+            )
+        metrics.add_metric(Metric.SIGNAL_FACTS, MetricUnit.Count, detection.facts)
+        if consumed.created is not None:
+            latency = (now - consumed.created) * 1000
+            metrics.add_metric(Metric.STRIPE_TO_SIGNAL_LATENCY, MetricUnit.Milliseconds, latency)
+    logger.set_correlation_id(None)
+    for message_id, reason in outcome.errors.items():
+        logger.warning(
+            "message not processed; SQS will redeliver it", extra={"message_id": message_id, "reason": reason}
+        )
+    metrics.add_metric(Metric.SIGNAL_EVENTS_RECEIVED, MetricUnit.Count, len(messages))
+    metrics.add_metric(Metric.SIGNAL_FAILURES, MetricUnit.Count, len(outcome.errors))
+    for kind, count in raised.items():
+        with single_metric(name=Metric.SIGNALS_RAISED, unit=MetricUnit.Count, value=count) as metric:
+            metric.add_dimension(name="kind", value=kind)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in outcome.errors]}

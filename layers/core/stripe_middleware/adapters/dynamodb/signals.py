@@ -1,0 +1,261 @@
+"""DynamoDB adapter of the signals' state and of their records (layout in `table.py`).
+
+Implements `signals.ports.SignalState` (facts per subject under a newest-version guard, which anomalies were
+published, each customer's churn risk) and `read.ports.SignalReader` (the read API's signal routes).
+A record keeps the published detail as JSON (scores are floats, which DynamoDB would want as Decimal).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from stripe_middleware.adapters.aws import is_conditional_check_failure
+from stripe_middleware.adapters.dynamodb.objects import plain
+from stripe_middleware.adapters.dynamodb.table import (
+    CUSTOMER_INDEX,
+    PARTITION_KEY,
+    PLATFORM,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+    TYPE_CREATED_INDEX,
+    anomaly_key,
+    churn_key,
+    fact_key,
+    fact_range,
+    signal_customer_partition,
+    signal_index_keys,
+    signal_month_partition,
+    string_key,
+)
+from stripe_middleware.shared.errors import StoreUnavailableError
+from stripe_middleware.signals.facts import Fact
+from stripe_middleware.signals.ports import Anomaly
+
+DAY = 24 * 3600
+# A fact is kept 400 days after it was last written: longer than a yearly renewal (an annual subscription is
+# rewritten when it renews) and than every detector's window. Anomaly records are "open" for 90 days.
+FACT_RETENTION_SECONDS = 400 * DAY
+ANOMALY_RETENTION_SECONDS = 90 * DAY
+NEWER_VERSION = (
+    "attribute_not_exists(pk) OR version < :version OR (version = :version AND evidence < :evidence)"
+)
+
+
+def _unavailable(operation: str, error: Exception) -> StoreUnavailableError:
+    return StoreUnavailableError(f"{operation} failed: {type(error).__name__}")
+
+
+class SignalStore:
+    def __init__(self, client: Any, table_name: str, *, clock: Any = time.time) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self._serializer = TypeSerializer()
+        self._deserializer = TypeDeserializer()
+
+    # -- facts --------------------------------------------------------------------------------
+    def add_facts(self, subject: str, facts: Sequence[Fact]) -> None:
+        """One conditional PutItem per fact: an older version of a kept fact is refused by DynamoDB."""
+        expires_at = int(self._clock()) + FACT_RETENTION_SECONDS
+        for fact in facts:
+            values = {k: v for k, v in fact.to_item().items() if v is not None}
+            item = {
+                **string_key(fact_key(subject, fact.created, fact.id)),
+                "fact": self._serializer.serialize(values),
+                "version": {"N": str(fact.version)},
+                "evidence": {"S": fact.evidence},
+                TTL_ATTRIBUTE: {"N": str(expires_at)},
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression=NEWER_VERSION,
+                    ExpressionAttributeValues={
+                        ":version": {"N": str(fact.version)},
+                        ":evidence": {"S": fact.evidence},
+                    },
+                )
+            except Exception as error:
+                if not is_conditional_check_failure(error):  # refused: a newer state is kept already
+                    raise _unavailable("PutItem", error) from error
+
+    def facts(self, subject: str, since: int | None = None) -> list[Fact]:
+        partition, start = fact_range(subject, since or 0)
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues={":pk": {"S": partition}, ":from": {"S": start}, ":to": {"S": "FACT$"}},
+            ProjectionExpression="fact",
+        )
+        return [Fact.from_item(plain(self._deserializer.deserialize(i["fact"]))) for i in items]
+
+    # -- records ------------------------------------------------------------------------------
+    def published(self, signal_ids: Iterable[str]) -> set[str]:
+        items = self._batch_get([anomaly_key(i) for i in dict.fromkeys(signal_ids)], projection="pk")
+        return {item[PARTITION_KEY]["S"].removeprefix("SIGNAL#") for item in items}
+
+    def mark_published(self, anomalies: Sequence[Anomaly]) -> None:
+        expires_at = int(self._clock()) + ANOMALY_RETENTION_SECONDS
+        for anomaly in anomalies:  # few per event: one PutItem each
+            self._put(anomaly_key(anomaly.signal_id), anomaly.detail(), expires_at)
+
+    def churn_risk(self, customer_subject: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=string_key(churn_key(customer_subject)),
+                ProjectionExpression="detail",
+            )
+        except Exception as error:
+            raise _unavailable("GetItem", error) from error
+        item = response.get("Item")
+        return json.loads(item["detail"]["S"]) if item else None
+
+    def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
+        self._put(churn_key(customer_subject), detail, None)
+
+    def _put(self, key: dict[str, str], detail: dict[str, Any], expires_at: int | None) -> None:
+        """A signal record: its detail, and what the indexes find it by (and filter on)."""
+        account, livemode = detail.get("account"), bool(detail["livemode"])
+        values: dict[str, Any] = {
+            **key,
+            **signal_index_keys(
+                account,
+                livemode,
+                customer_id=detail.get("customer_id"),
+                as_of=detail["as_of"],
+                signal_id=detail["signal_id"],
+            ),
+            "object_type": "signal",
+            "object_id": detail["signal_id"],
+            "event_type": detail["kind"],
+            "status": detail["level"],
+            "account": account or PLATFORM,
+            "livemode": livemode,
+            "created": detail["as_of"],
+            "detail": json.dumps(detail, separators=(",", ":"), sort_keys=True),
+        }
+        if detail.get("customer_id"):
+            values["customer_id"] = detail["customer_id"]
+        if expires_at is not None:
+            values[TTL_ATTRIBUTE] = expires_at
+        try:
+            self._client.put_item(
+                TableName=self._table, Item={k: self._serializer.serialize(v) for k, v in values.items()}
+            )
+        except Exception as error:
+            raise _unavailable("PutItem", error) from error
+
+    # -- reads (the read API) -----------------------------------------------------------------
+    def customer_signals(
+        self, customer_id: str, *, account: str | None, livemode: bool, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The customer's churn-risk record and kept anomalies, newest first."""
+        keys = self._query(
+            IndexName=CUSTOMER_INDEX.name,
+            KeyConditionExpression=f"{CUSTOMER_INDEX.partition_key} = :pk",
+            ExpressionAttributeValues={
+                ":pk": {"S": signal_customer_partition(account, livemode, customer_id)}
+            },
+            ScanIndexForward=False,
+            limit=limit,
+        )
+        return self._details(keys)
+
+    def list_signals(
+        self,
+        *,
+        account: str | None,
+        livemode: bool,
+        since: str,
+        before: str | None,
+        kind: str | None,
+        level: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Signals of one scope with `since <= as_of`, newest first, strictly before the `before` key
+        (`{as_of}#{signal_id}`, the previous page's last), at most `limit`; kind and level filter."""
+        now = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m")
+        keys: list[dict[str, Any]] = []
+        for month in _months(since[:7], (before or now)[:7]):
+            index = TYPE_CREATED_INDEX
+            expression = f"{index.partition_key} = :pk AND {index.sort_key} BETWEEN :lo AND :hi"
+            values: dict[str, Any] = {
+                ":pk": {"S": signal_month_partition(account, livemode, month)},
+                ":lo": {"S": since},
+                ":hi": {"S": before or "~"},
+            }
+            filters = []
+            if kind:
+                filters.append("event_type = :kind")
+                values[":kind"] = {"S": kind}
+            if level:
+                filters.append("#status = :level")
+                values[":level"] = {"S": level}
+            request: dict[str, Any] = {
+                "IndexName": index.name,
+                "KeyConditionExpression": expression,
+                "ExpressionAttributeValues": values,
+                "ScanIndexForward": False,
+            }
+            if filters:
+                request["FilterExpression"] = " AND ".join(filters)
+            if level:
+                request["ExpressionAttributeNames"] = {"#status": "status"}
+            found = self._query(**request, limit=limit - len(keys) + (1 if before else 0))
+            keys += [k for k in found if k[index.sort_key]["S"] != before]
+            if len(keys) >= limit:
+                break
+        return self._details(keys[:limit])
+
+    def _details(self, index_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The details of records found in an index, in the index's order."""
+        keys = [{PARTITION_KEY: i[PARTITION_KEY]["S"], SORT_KEY: i[SORT_KEY]["S"]} for i in index_items]
+        found = {
+            (i[PARTITION_KEY]["S"], i[SORT_KEY]["S"]): json.loads(i["detail"]["S"])
+            for i in self._batch_get(keys, projection="pk, sk, detail")
+        }
+        return [found[k] for k in ((k[PARTITION_KEY], k[SORT_KEY]) for k in keys) if k in found]
+
+    # -- paging -------------------------------------------------------------------------------
+    def _query(self, *, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
+        """Every item a query matches (following pages), or the first `limit` of them."""
+        items: list[dict[str, Any]] = []
+        while True:
+            try:
+                response = self._client.query(TableName=self._table, **request)
+            except Exception as error:
+                raise _unavailable("Query", error) from error
+            items += response.get("Items", [])
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(items) >= limit):
+                return items if limit is None else items[:limit]
+            request["ExclusiveStartKey"] = last
+
+    def _batch_get(self, keys: Sequence[dict[str, str]], *, projection: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            chunk = [string_key(k) for k in keys[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": chunk, "ProjectionExpression": projection}}
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except Exception as error:
+                    raise _unavailable("BatchGetItem", error) from error
+                items += response.get("Responses", {}).get(self._table, [])
+                request = response.get("UnprocessedKeys") or {}
+        return items
+
+
+def _months(first: str, last: str) -> Iterator[str]:
+    """`YYYY-MM` from `last` back to `first`."""
+    year, month = int(last[:4]), int(last[5:7])
+    while f"{year:04d}-{month:02d}" >= first:
+        yield f"{year:04d}-{month:02d}"
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)

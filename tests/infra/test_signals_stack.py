@@ -1,0 +1,82 @@
+"""The signals path in the synthesized stack: rule → queue (with DLQ) → Lambda, least privilege."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infra.conftest import Synthesized, function_named, policy_statements_of
+
+
+def signals_rule(dev: Synthesized) -> dict[str, Any]:
+    [rule] = [
+        r["Properties"]
+        for logical_id, r in dev.resources("AWS::Events::Rule").items()
+        if logical_id.startswith("SignalsStripeEventsToSignals")
+    ]
+    return rule
+
+
+def test_the_rule_sends_stripe_events_and_backfilled_objects_but_no_signals_to_the_signals_queue(
+    dev: Synthesized,
+) -> None:
+    rule = signals_rule(dev)
+    assert rule["EventPattern"] == {
+        "source": ["stripe-middleware"],
+        "detail-type": [
+            {"anything-but": {"prefix": "stripe-middleware."}},
+            "stripe-middleware.object.backfilled",
+        ],
+    }
+    [target] = rule["Targets"]
+    queues = dev.resources("AWS::SQS::Queue")
+    queue_id = target["Arn"]["Fn::GetAtt"][0]
+    assert queues[queue_id]["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 3
+    dead_letter = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert (
+        queues[queue_id]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == dead_letter
+    )
+    assert all(queues[q]["Properties"]["SqsManagedSseEnabled"] for q in (queue_id, dead_letter))
+
+
+def test_the_signals_function_consumes_the_queue_with_partial_batch_failures(dev: Synthesized) -> None:
+    logical_id, function = function_named(dev, "signals")
+    [mapping] = [
+        m["Properties"]
+        for m in dev.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": logical_id}
+    ]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue_id = mapping["EventSourceArn"]["Fn::GetAtt"][0]
+    assert signals_rule(dev)["Targets"][0]["Arn"]["Fn::GetAtt"][0] == queue_id
+    timeout = function["Properties"]["Timeout"]
+    visibility = dev.resources("AWS::SQS::Queue")[queue_id]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * timeout
+    assert function["Properties"]["Architectures"] == ["arm64"]
+
+
+def test_the_signals_function_has_exactly_the_calls_it_makes(dev: Synthesized) -> None:
+    _, function = function_named(dev, "signals")
+    statements = policy_statements_of(dev, function)
+    dynamodb = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    [table_statement] = dynamodb
+    assert set(table_statement["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+    }
+    assert "/index/" not in str(table_statement["Resource"])  # its reads are by key, never an index
+    [put_events] = [s for s in statements if s["Action"] == "events:PutEvents"]
+    assert put_events["Resource"] != "*"
+    others = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert others - set(table_statement["Action"]) - {"events:PutEvents"} == {
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }  # and what the queue event source, its log group and tracing need, nothing more
