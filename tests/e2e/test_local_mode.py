@@ -179,3 +179,29 @@ def test_command_put_on_the_bus_is_executed(local_stack: LocalStack) -> None:
     )
     posts = [r for r in local_stack.stripe.requests if r.path == "/v1/customers/cus_bus"]
     assert posts[-1].headers["idempotency-key"] == "bus-producer-1"
+
+
+def test_a_duplicate_charge_becomes_a_signal_on_the_bus_and_the_read_api(
+    local_stack: LocalStack, subscriber: Any
+) -> None:
+    created = int(time.time()) - 120
+    for n, at in enumerate((created, created + 45)):
+        event = stripe_event(
+            "charge.succeeded",
+            created=at,
+            id=f"ch_e2e_dup{n}",
+            customer="cus_e2e_signals",
+            amount=4200,
+            status="succeeded",
+        )
+        event["data"]["object"]["created"] = at
+        assert post(local_stack, event)[0] == 200
+    [signal] = eventually(
+        lambda: [p for p in subscriber() if p["detail-type"] == "stripe-middleware.signal.anomaly"]
+    )
+    assert signal["detail"]["kind"] == "duplicate_charge"
+    assert signal["detail"]["evidence"]["object_ids"] == ["ch_e2e_dup0", "ch_e2e_dup1"]
+    status, body = get(local_stack, "/v1/customers/cus_e2e_signals/signals")
+    assert status == 200 and body["anomalies"] == [signal["detail"]]
+    status, body = get(local_stack, "/v1/signals?kind=duplicate_charge")
+    assert status == 200 and signal["detail"] in body["signals"]
