@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.measure import fresh_interpreter_ms, median
 
-FUNCTIONS = ("ingest", "processor", "read_api", "commands_api", "gateway", "backfill", "catchup")
+FUNCTIONS = ("ingest", "processor", "read_api", "commands_api", "gateway", "backfill", "catchup", "signals")
 FLOOR = "import boto3"
 
 

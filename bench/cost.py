@@ -57,3 +57,40 @@ def per_million(
         "target": "<= $4 per million",
         "met": per_delivery <= 4,
     }
+
+
+SIGNALS_MEMORY_MB = 512  # as configured in infra/constructs/signals.py
+DYNAMODB_CALL_MS = 6.0  # stated, not measured: one DynamoDB or EventBridge round trip
+
+
+def signals_per_million(signals: dict[str, Any]) -> dict[str, Any]:
+    """Dollars the signals path adds per million events published on the bus (from bench/signals_bench.py)."""
+    ours = signals["ours"]
+    batches = 1 / 10
+    compute_ms = ours["cpu_ms_per_event"] + ours["api_calls_per_event"] * DYNAMODB_CALL_MS
+    read_units = ours["dynamodb_read_calls_per_event"] * signals["read_units_per_read_call"]
+    lines = {
+        "lambda_requests": batches * PRICES["lambda_per_million_requests"],
+        "lambda_compute": compute_ms
+        / 1000
+        * SIGNALS_MEMORY_MB
+        / 1024
+        * 1_000_000
+        * PRICES["lambda_arm64_per_gb_second"],
+        "sqs": (1 + 2 * batches)
+        * PRICES["sqs_standard_per_million_requests_64kb"],  # rule → queue, poll, delete
+        "dynamodb_writes": ours["dynamodb_write_units_per_event"]
+        * PRICES["dynamodb_on_demand_per_million_write_units"],
+        "dynamodb_reads": read_units * PRICES["dynamodb_on_demand_per_million_read_units"],
+        "eventbridge": ours["calls"].get("PutEvents", 0)
+        / signals["published_events"]
+        * PRICES["eventbridge_custom_events_per_million_64kb"],
+    }
+    return {
+        "assumptions": {
+            "dynamodb_call_ms": DYNAMODB_CALL_MS,
+            "read_units_per_read_call": signals["read_units_per_read_call"],
+        },
+        "lines_usd_per_million_events": {k: round(v, 3) for k, v in lines.items()},
+        "total_usd_per_million_events": round(sum(lines.values()), 2),
+    }

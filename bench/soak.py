@@ -5,8 +5,9 @@ Deliveries are built from the real fixtures: 30 % duplicates, shuffled (lifecycl
 messages straight into the queue, and 2 % of the events never delivered at all (a missed webhook), which
 a catch-up run then lists from a fake Stripe's Events API and recovers. Faults, 5 % each: DynamoDB throttling (answered at the HTTP level, so
 the SDK's retry meets it), partial PutEvents failure, processor crash mid-batch (after the store write,
-before publication). Publications are counted as EventBridge accepts them. Exit code 0 only when every
-assertion holds.
+before publication). Publications are counted as EventBridge accepts them. The signals function runs on
+the same stream, with its own DynamoDB throttling and partial PutEvents failures, and must raise each
+injected duplicate charge exactly once. Exit code 0 only when every assertion holds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ CARD = re.compile(r"\b\d{15,16}\b")  # card numbers (timestamps in ms are 13 dig
 WAVE = 500
 MISSED_SHARE = 0.02  # events whose webhook never arrives; catch-up must recover every one
 POISON = ['{"poison": 1}', "not json at all", '{"id": "evt_poison", "object": "event"}']
+DUPLICATE_CHARGES = 5  # customers charged the same amount twice a minute apart: one signal each
 
 
 def luhn(number: str) -> bool:
@@ -61,6 +64,7 @@ def build_deliveries(
             for j in range(1500)
         ]
         unique.append(stripe_event("invoice.finalized", obj=invoice))
+    unique += duplicate_charges(DUPLICATE_CHARGES)
     valid = {e["id"]: e for e in unique}
     deliveries = [{"kind": "valid", "event": e} for e in unique]
     deliveries += [
@@ -75,10 +79,30 @@ def build_deliveries(
     return deliveries, valid
 
 
+def duplicate_charges(count: int) -> list[dict[str, Any]]:
+    from events import stripe_event
+
+    found = []
+    for n in range(count):
+        for k in range(2):
+            at = 1_764_000_000 + 3600 * n + 60 * k
+            event = stripe_event(
+                "charge.succeeded",
+                created=at,
+                id=f"ch_SoakDup{n}_{k}",
+                customer=f"cus_SoakDup{n}",
+                amount=4200,
+            )
+            event["data"]["object"]["created"] = at
+            found.append(event)
+    return found
+
+
 def inject_faults(rng: random.Random, rate: float, published: list[dict[str, Any]]) -> Counter[str]:
     from botocore.awsrequest import AWSResponse
 
     from functions.processor import handler as processor
+    from functions.signals import handler as signals
 
     injected: Counter[str] = Counter()
     deps = processor.dependencies()
@@ -99,9 +123,12 @@ def inject_faults(rng: random.Random, rate: float, published: list[dict[str, Any
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
 
     deps.store._client.meta.events.register("before-send.dynamodb.PutItem", throttle)
-    real_put_events = deps.publisher._client.put_events
+    detector = signals.detector()
+    detector.keywords["state"]._client.meta.events.register("before-send.dynamodb.PutItem", throttle)
 
-    def partial_put_events(Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    def partial_put_events(
+        real_put_events: Any, Entries: list[dict[str, Any]], **kwargs: Any
+    ) -> dict[str, Any]:
         with lock:
             failing = [rng.random() < rate for _ in Entries]
         kept = [e for e, fail in zip(Entries, failing, strict=True) if not fail]
@@ -120,7 +147,8 @@ def inject_faults(rng: random.Random, rate: float, published: list[dict[str, Any
         ]
         return {"FailedEntryCount": sum(failing), "Entries": entries}
 
-    deps.publisher._client.put_events = partial_put_events
+    for client in (deps.publisher._client, detector.keywords["publisher"]._client):
+        client.put_events = partial(partial_put_events, client.put_events)
     real_publish = deps.publisher.publish
 
     def crashing_publish(publications: Any) -> Any:
@@ -204,8 +232,10 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         _wait_until_drained(sqs, outputs["events_queue_url"])
         recovered = catch_up(outputs, valid)
         _wait_until_drained(sqs, outputs["events_queue_url"])
+        _wait_until_drained(sqs, outputs["signals_queue_url"])
         elapsed = time.monotonic() - started
         dead = _drain(sqs, outputs["events_dead_letter_queue_url"])
+        signals_dead = _drain(sqs, outputs["signals_dead_letter_queue_url"])
         store = _store(pipeline)
     finally:
         pipeline.stop()
@@ -238,6 +268,8 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         "card_number": [n for n in CARD.findall(log_text) if luhn(n)][:3],
     }
     extra = sum(c - 1 for c in counts.values() if c > 1)
+    anomalies = [p["detail"] for p in published if p["detail-type"] == "stripe-middleware.signal.anomaly"]
+    duplicates = {a["signal_id"]: a["customer_id"] for a in anomalies if a["kind"] == "duplicate_charge"}
     report = {
         "deliveries": len(deliveries),
         "unique_valid_events": len(valid),
@@ -254,6 +286,9 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         "invalid_requests_enqueued": len(invalid_enqueued),
         "dlq_messages": len(dead),
         "dlq_only_poison": sorted(dead) == sorted(POISON),
+        "signals_dlq_messages": len(signals_dead),
+        "anomalies_published": len(anomalies),
+        "duplicate_charge_signals": len(duplicates),
         "log_leaks": leaks,
     }
     checks = {
@@ -266,6 +301,9 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         ),
         "0 invalid requests enqueued": not invalid_enqueued,
         "DLQ holds only the poison messages": report["dlq_only_poison"],
+        "signals: each injected duplicate charge raised once, nothing else": sorted(duplicates.values())
+        == [f"cus_SoakDup{n}" for n in range(DUPLICATE_CHARGES)],
+        "signals: nothing in the signals DLQ": not signals_dead,
         "no secret, key, e-mail or card number in logs": not any(leaks.values()),
     }
     report["checks"] = checks

@@ -41,6 +41,7 @@ DETAIL_SCHEMAS = {
     "stripe-middleware.object.backfilled": "schemas/object-backfilled.detail.schema.json",
     "stripe-middleware.catchup.gap": "schemas/catchup-gap.detail.schema.json",
     "stripe-middleware.signal.anomaly": "schemas/signal-anomaly.detail.schema.json",
+    "stripe-middleware.signal.churn_risk": "schemas/signal-churn-risk.detail.schema.json",
 }
 
 

@@ -14,7 +14,14 @@ from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.gateway import CommandGateway
 from infra.constructs.history import History
 from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
-from infra.constructs.lambda_code import GATEWAY_CONFIG, METADATA_SCHEMA, SIGNALS_CONFIG, shared_layer
+from infra.constructs.lambda_code import (
+    BUYERS_MODEL,
+    CHURN_MODEL,
+    GATEWAY_CONFIG,
+    METADATA_SCHEMA,
+    SIGNALS_CONFIG,
+    shared_layer,
+)
 from infra.constructs.partner_source import StripePartnerEventSource
 from infra.constructs.processing import EventProcessor
 from infra.constructs.read_api import ReadApi
@@ -24,6 +31,8 @@ from infra.constructs.store import ObjectStoreTable
 from infra.nag import acknowledge
 from stripe_middleware.commands.config import load_gateway_config
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
+from stripe_middleware.signals.buyers import load_buyer_model
+from stripe_middleware.signals.churn import load_churn_model
 from stripe_middleware.signals.config import load_signals_config
 
 # The processor's timeout; SQS visibility is six times it, as AWS advises for Lambda event sources.
@@ -52,6 +61,8 @@ class StripeMiddlewareStack(Stack):
         load_metadata_schema(METADATA_SCHEMA)
         load_gateway_config(GATEWAY_CONFIG)
         load_signals_config(SIGNALS_CONFIG)
+        load_churn_model(CHURN_MODEL)
+        load_buyer_model(BUYERS_MODEL)
         layer = shared_layer(self, "CoreLayer")
         self.events = DurableQueue(
             self,
@@ -138,6 +149,7 @@ class StripeMiddlewareStack(Stack):
             "BackfillStateMachineArn": self.history.state_machine.state_machine_arn,
             "BackfillDeadLetterQueueUrl": self.history.dead_letter_queue.queue_url,
             "CatchupFunctionName": self.history.catchup.function_name,
+            "SignalsQueueUrl": self.signals.inputs.queue.queue_url,
             "SignalsDeadLetterQueueUrl": self.signals.inputs.dead_letter_queue.queue_url,
         }
         for name, value in outputs.items():

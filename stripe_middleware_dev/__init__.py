@@ -15,6 +15,8 @@ REPO_CONFIG = {
     "METADATA_SCHEMA_PATH": str(REPO_ROOT / "config" / "metadata_schema.yaml"),
     "GATEWAY_CONFIG_PATH": str(REPO_ROOT / "config" / "gateway.yaml"),
     "SIGNALS_CONFIG_PATH": str(REPO_ROOT / "config" / "signals.yaml"),
+    "CHURN_MODEL_PATH": str(REPO_ROOT / "config" / "churn_model.json"),
+    "BUYERS_MODEL_PATH": str(REPO_ROOT / "config" / "buyers_model.json"),
 }
 
 

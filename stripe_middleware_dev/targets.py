@@ -30,6 +30,8 @@ OUTPUT_NAMES = {
     "BackfillStateMachineArn": "backfill_state_machine_arn",
     "BackfillDeadLetterQueueUrl": "backfill_dead_letter_queue_url",
     "CatchupFunctionName": "catchup_function_name",
+    "SignalsQueueUrl": "signals_queue_url",
+    "SignalsDeadLetterQueueUrl": "signals_dead_letter_queue_url",
 }
 
 

@@ -15,9 +15,11 @@ from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.shared.contract import Metric
+from stripe_middleware.signals.churn import ChurnRisk, load_churn_model
 from stripe_middleware.signals.config import load_signals_config
 from stripe_middleware.signals.consume import Detect, Message, consume
 from stripe_middleware.signals.detect import detect
+from stripe_middleware.signals.ports import Anomaly
 
 logger = Logger()
 metrics = Metrics()
@@ -30,6 +32,7 @@ def detector() -> Detect:
         state=SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
         publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
         config=load_signals_config(),
+        model=load_churn_model(),
     )
 
 
@@ -43,7 +46,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for consumed in outcome.consumed:
         detection = consumed.detection
         logger.set_correlation_id(consumed.event_id)
-        for signal in detection.raised:
+        found: list[Anomaly | ChurnRisk] = [*detection.raised, *detection.churn_risks]
+        for signal in found:
             raised[signal.kind] += 1
             logger.info(
                 "signal raised",

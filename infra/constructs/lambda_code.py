@@ -25,7 +25,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 METADATA_SCHEMA = ROOT / "config" / "metadata_schema.yaml"
 GATEWAY_CONFIG = ROOT / "config" / "gateway.yaml"
 SIGNALS_CONFIG = ROOT / "config" / "signals.yaml"
-CONFIG_FILES = (METADATA_SCHEMA, GATEWAY_CONFIG, SIGNALS_CONFIG)
+CHURN_MODEL = ROOT / "config" / "churn_model.json"
+BUYERS_MODEL = ROOT / "config" / "buyers_model.json"
+CONFIG_FILES = (METADATA_SCHEMA, GATEWAY_CONFIG, SIGNALS_CONFIG, CHURN_MODEL, BUYERS_MODEL)
 # Where the layer puts the schema inside the function (layers are mounted at /opt).
 PACKAGED_METADATA_SCHEMA = "/opt/python/stripe_middleware/metadata_schema.yaml"
 PACKAGED_GATEWAY_CONFIG = "/opt/python/stripe_middleware/gateway.yaml"

@@ -18,7 +18,14 @@ def test_the_layer_holds_the_whole_library_and_its_config_and_nothing_else(tmp_p
     copy_library(tmp_path)
     shipped = {p.relative_to(tmp_path / "stripe_middleware") for p in tmp_path.rglob("*") if p.is_file()}
     library = {p.relative_to(LIBRARY) for p in LIBRARY.rglob("*.py")}
-    assert shipped == library | {Path("metadata_schema.yaml"), Path("gateway.yaml"), Path("signals.yaml")}
+    configs = {
+        "metadata_schema.yaml",
+        "gateway.yaml",
+        "signals.yaml",
+        "churn_model.json",
+        "buyers_model.json",
+    }
+    assert shipped == library | {Path(name) for name in configs}
     assert {p.parts[0] for p in library} >= {
         "shared",
         "ingest",

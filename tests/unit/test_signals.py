@@ -23,6 +23,7 @@ from events import load_event, stripe_event, stripe_object
 from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import StoreUnavailableError
+from stripe_middleware.signals.churn import load_churn_model
 from stripe_middleware.signals.config import (
     SignalsConfig,
     SignalsConfigError,
@@ -164,6 +165,7 @@ class Harness:
 
     def deliver(self, *details: Detail) -> list[Anomaly]:
         ports: dict[str, Any] = {"state": self.state, "publisher": self.publisher, "config": self.config}
+        ports["model"] = load_churn_model(REPO_ROOT / "config" / "churn_model.json")  # churn: test_churn.py
         return [a for kind, detail in details for a in detect(kind, copy.deepcopy(detail), **ports).raised]
 
     @property
@@ -232,7 +234,7 @@ def test_a_backfilled_charge_is_the_same_fact_as_its_event() -> None:
 NOT_FACTS: dict[str, dict[str, Any]] = {  # event type -> object overrides
     "customer.created": {},
     "payment_intent.succeeded": {"customer": "cus_1"},
-    "charge.dispute.created": {"amount": 100},
+    "customer.updated": {"email": "jenny@example.com"},  # without previous_attributes: nothing changed
     "charge.pending": {"status": "pending"},
     "payment_method.attached": {},  # the fixture's has no customer
     "customer.subscription.created": {"trial_start": None},
@@ -518,3 +520,10 @@ def test_every_published_detail_has_the_contract_shape() -> None:
         assert s["as_of"].endswith("Z") and s["livemode"] is False and s["account"] is None
         assert re.fullmatch(rf"{s['kind']}@[0-9a-f]{{8}}", s["model_version"])
     assert {s["customer_id"] for s in signals if s["kind"] == "duplicate_charge"} == {"cus_dup"}
+
+
+def test_the_anomaly_schema_names_every_detector_and_nothing_else() -> None:
+    from stripe_middleware.signals.config import Detectors
+
+    kinds = load_event("schemas/signal-anomaly.detail.schema.json")["properties"]["kind"]["enum"]
+    assert sorted(kinds) == sorted(Detectors.model_fields)

@@ -26,6 +26,7 @@ class DetailType(StrEnum):
     OBJECT_BACKFILLED = "stripe-middleware.object.backfilled"  # an object read by a backfill run
     CATCHUP_GAP = "stripe-middleware.catchup.gap"  # catch-up fell behind the Events API's 30 days
     SIGNAL_ANOMALY = "stripe-middleware.signal.anomaly"  # a detector found a fraud or anomaly pattern
+    SIGNAL_CHURN_RISK = "stripe-middleware.signal.churn_risk"  # a customer's churn-risk level changed
 
 
 class Metric(StrEnum):

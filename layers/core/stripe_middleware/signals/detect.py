@@ -1,15 +1,19 @@
 """One published detail in, the anomalies it completes out: keep its facts, evaluate the subjects they
-touch, publish each finding not published before (at least once, under a stable `signal_id`)."""
+touch, publish each finding not published before (at least once, under a stable `signal_id`); and score
+the churn risk of each subscription customer it touches, published when its level changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.publishing import Publication, Publisher
+from stripe_middleware.signals.churn import ChurnModel, ChurnRisk, assess, is_subscriber
 from stripe_middleware.signals.config import SignalsConfig
 from stripe_middleware.signals.detectors import evaluate
 from stripe_middleware.signals.facts import CUSTOMER, Fact, card_subject, facts_of, subject_kind, subjects
@@ -17,7 +21,7 @@ from stripe_middleware.signals.ports import Anomaly, SignalState
 
 
 class SignalsNotPublishedError(UnavailableError):
-    """EventBridge refused some anomalies; their facts are kept, so the redelivery publishes them."""
+    """EventBridge refused some signals; their facts are kept, so the redelivery publishes them."""
 
     code = "signals_not_published"
 
@@ -26,6 +30,7 @@ class SignalsNotPublishedError(UnavailableError):
 class Detection:
     facts: int = 0
     raised: list[Anomaly] = field(default_factory=list)  # published now, for the first time
+    churn_risks: list[ChurnRisk] = field(default_factory=list)  # churn-risk level changes published now
 
 
 def detect(
@@ -35,6 +40,7 @@ def detect(
     state: SignalState,
     publisher: Publisher,
     config: SignalsConfig,
+    model: ChurnModel,
 ) -> Detection:
     facts = facts_of(detail_type, detail)
     touched: dict[str, list[Fact]] = {}
@@ -44,17 +50,65 @@ def detect(
     for subject, kept in touched.items():
         state.add_facts(subject, kept)
     read = cache(state.facts)  # each subject read once per detail, however many detectors look at it
-    for subject in [
-        s for s in touched if subject_kind(s) == CUSTOMER
-    ]:  # a trial reaches the customer's cards
+    customers = [s for s in touched if subject_kind(s) == CUSTOMER]
+    for subject in customers:  # a trial reaches the customer's cards
         touched |= {s: [] for f in read(subject) if (s := card_subject(f))}
     found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, read, config)}
-    if not found:
-        return Detection(facts=len(facts))
+    raised, failed = _publish_anomalies(found, state, publisher)
+    changed = _churn_changes(customers, read, state, model)
+    churn_risks, churn_failed = _publish_churn_risks(changed, state, publisher)
+    if failed or churn_failed:
+        raise SignalsNotPublishedError(
+            f"{failed} anomalies and {churn_failed} churn risks were not published"
+        )
+    return Detection(facts=len(facts), raised=raised, churn_risks=churn_risks)
+
+
+def _publish_anomalies(
+    found: dict[str, Anomaly], state: SignalState, publisher: Publisher
+) -> tuple[list[Anomaly], int]:
+    """The findings published now for the first time, and how many the bus refused."""
+    if not found:  # nothing found: nothing to ask of the state or the bus
+        return [], 0
     published = state.published(found)
     new = [a for key, a in found.items() if key not in published]
     failed = publisher.publish([Publication(a.signal_id, DetailType.SIGNAL_ANOMALY, a.detail()) for a in new])
-    state.mark_published([a for a in new if a.signal_id not in failed])
-    if failed:
-        raise SignalsNotPublishedError(f"{len(failed)} anomalies were not published")
-    return Detection(facts=len(facts), raised=new)
+    raised = [a for a in new if a.signal_id not in failed]
+    state.mark_published(raised)
+    return raised, len(failed)
+
+
+def _churn_changes(
+    customers: Sequence[str], read: Callable[[str], list[Fact]], state: SignalState, model: ChurnModel
+) -> list[ChurnRisk]:
+    """The churn risk of each subscription customer whose level differs from the one published last."""
+    changed = []
+    for subject in sorted(customers):
+        facts = read(subject)
+        if not is_subscriber(facts):
+            continue  # a one-off buyer: not the subscription model's to score (see signals/buyers.py)
+        risk = assess(subject, facts, model)
+        if risk is None:  # no live subscription
+            continue
+        last = state.churn_risk(subject)
+        if last is not None and (
+            last.get("level") == risk.level or str(last.get("as_of")) > (iso(risk.as_of) or "")
+        ):  # the same level, or a later assessment was published already (a concurrent delivery)
+            continue
+        changed.append(replace(risk, previous_level=last.get("level") if last else None))
+    return changed
+
+
+def _publish_churn_risks(
+    changed: list[ChurnRisk], state: SignalState, publisher: Publisher
+) -> tuple[list[ChurnRisk], int]:
+    """A level is recorded only once published: a refused one is published again by the redelivery."""
+    if not changed:
+        return [], 0
+    failed = publisher.publish(
+        [Publication(r.signal_id, DetailType.SIGNAL_CHURN_RISK, r.detail()) for r in changed]
+    )
+    published = [r for r in changed if r.signal_id not in failed]
+    for risk in published:
+        state.put_churn_risk(risk.subject, risk.detail())
+    return published, len(failed)

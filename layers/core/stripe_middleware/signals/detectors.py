@@ -1,23 +1,44 @@
 """The anomaly detectors: each a pure function of one subject's facts (and, for trial abuse, the facts
 of the customers behind a card), in event time.
 
-Every condition only grows with the facts (more facts can raise a finding, never take one back) and
-every finding has a stable id, so the same facts raise the same findings in any order and any number of
-deliveries: what is published depends on the stream, not on how it arrived.
+Every finding has a stable id (the detector, the subject, and the charge, refund or UTC day it is about), so
+a redelivered or duplicated fact never raises it twice. The conditions of trial abuse, card testing and
+duplicate charges only grow with the facts (more facts can raise a finding, never take one back), so the
+same facts raise the same findings in any order. Account takeover, the two spikes and amount outliers
+compare with a history or a baseline, which a late fact can change, and a published finding is never taken
+back. So they judge only with a minimum history or baseline, with statistics a few missing facts barely move
+(medians, rates over many charges); whatever the order, a subject's last fact judges it on all its facts, so
+every finding of the whole stream is raised; in event-time order (live traffic, a replay, an oldest-first
+backfill) exactly those; far out of order, a near miss judged on part of its history can be raised as well.
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from statistics import median
 
-from stripe_middleware.signals.config import CardTesting, DuplicateCharge, SignalsConfig, TrialAbuse
+from stripe_middleware.signals.config import (
+    AccountTakeover,
+    AmountOutlier,
+    CardTesting,
+    DisputeSpike,
+    DuplicateCharge,
+    PaymentFailureSpike,
+    SignalsConfig,
+    TrialAbuse,
+)
 from stripe_middleware.signals.facts import (
     ACCOUNT,
     CARD,
     CHARGE,
     CUSTOMER,
+    DISPUTE,
+    PROFILE,
+    REFUND,
     TRIAL,
     Fact,
     customer_subject,
@@ -26,6 +47,9 @@ from stripe_middleware.signals.facts import (
 from stripe_middleware.signals.ports import Anomaly, Reason
 
 Lookup = Callable[[str], list[Fact]]  # a subject's facts
+HOUR, DAY = 3_600, 86_400
+MAD_TO_SIGMA = 1.4826  # the median absolute deviation of normal data, times this, is its standard deviation
+MAX_HISTORY = 50  # amount outliers: the customer's latest charges a charge is compared with
 
 
 def signal_id(*parts: str) -> str:
@@ -34,6 +58,22 @@ def signal_id(*parts: str) -> str:
 
 def _ordered(facts: Sequence[Fact]) -> list[Fact]:
     return sorted(facts, key=lambda f: (f.created, f.id))
+
+
+def _succeeded_charges(facts: Sequence[Fact]) -> list[Fact]:
+    return _ordered([f for f in facts if f.kind == CHARGE and not f.failed and f.amount is not None])
+
+
+def _day(created: int) -> str:
+    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d")
+
+
+def _at(created: int) -> str:
+    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _money(amount: float | None, currency: str | None) -> str:
+    return f"{amount or 0:g} {(currency or '').upper()}".strip()
 
 
 def trial_abuse(subject: str, facts: list[Fact], lookup: Lookup, rule: TrialAbuse) -> list[Anomaly]:
@@ -176,14 +216,434 @@ def duplicate_charge(subject: str, facts: list[Fact], rule: DuplicateCharge) -> 
     return found
 
 
+# -- account takeover ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Usual:
+    """What a customer used before a change: their succeeded charges, and the cards and card countries of
+    those charges and of the cards they attached."""
+
+    charges: list[Fact]
+    fingerprints: frozenset[str]
+    countries: frozenset[str]
+
+    @classmethod
+    def before(cls, facts: Sequence[Fact], since: int) -> _Usual:
+        charges = [f for f in _succeeded_charges(facts) if f.created < since]
+        cards = charges + [f for f in facts if f.kind == CARD and f.created < since]
+        return cls(
+            charges,
+            frozenset(f.fingerprint for f in cards if f.fingerprint),
+            frozenset(f.country for f in cards if f.country),
+        )
+
+
+def account_takeover(subject: str, facts: list[Fact], rule: AccountTakeover) -> list[Anomaly]:
+    """A customer subject: each succeeded charge or refund within the window after a change of the email or
+    default payment method (or a card attached) that has enough signs of someone else paying or being paid."""
+    ordered = _ordered(facts)
+    changes = [f for f in ordered if f.kind in (PROFILE, CARD)]
+    payments = [f for f in ordered if f.kind in (CHARGE, REFUND) and not f.failed and f.amount is not None]
+    charges = {f.object_id: f for f in ordered if f.kind == CHARGE}
+    window = rule.window_hours * HOUR
+    found = []
+    for payment in payments:
+        recent = [c for c in changes if 0 <= payment.created - c.created <= window]
+        if not recent:
+            continue
+        usual = _Usual.before(ordered, recent[0].created)
+        if len(usual.charges) < rule.min_history:
+            continue  # a new customer has no usual to leave
+        refunded = charges.get(payment.charge or "") if payment.kind == REFUND else None
+        signs = _takeover_signs(payment, recent, usual, refunded, rule)
+        if len(signs) < rule.min_signs:
+            continue
+        found.append(
+            Anomaly(
+                signal_id=signal_id("account_takeover", subject, payment.object_id),
+                kind="account_takeover",
+                subject=subject,
+                account=payment.account,
+                livemode=payment.livemode,
+                customer_id=payment.customer,
+                score=min(1.0, 0.5 + 0.25 * (len(signs) - rule.min_signs)),
+                reasons=(
+                    _change_reason(payment, recent, rule),
+                    *signs,
+                    Reason(
+                        "signs",
+                        len(signs),
+                        rule.min_signs,
+                        f"{len(signs)} signs of a takeover (threshold {rule.min_signs}), after "
+                        f"{len(usual.charges)} usual charges (at least {rule.min_history} needed)",
+                    ),
+                ),
+                evidence=(*recent, *([refunded] if refunded else []), payment),
+                model_version=rule.version("account_takeover"),
+            )
+        )
+    return found
+
+
+def _change_reason(payment: Fact, changes: list[Fact], rule: AccountTakeover) -> Reason:
+    what = sorted({part for c in changes for part in (c.change or "").split()})
+    said = [f"the customer's {' and '.join(w.replace('_', ' ') for w in what)} changed"] if what else []
+    if any(c.kind == CARD for c in changes):
+        said.append("a card was attached")
+    hours = (payment.created - changes[0].created) / HOUR
+    paid = "charge" if payment.kind == CHARGE else "refund"
+    changed = " and ".join(said)
+    return Reason(
+        "hours_since_change",
+        round(hours, 1),
+        rule.window_hours,
+        f"{changed[:1].upper()}{changed[1:]} {hours:.1f} hours before this {paid} of "
+        f"{_money(payment.amount, payment.currency)} (window {rule.window_hours} hours)",
+    )
+
+
+def _takeover_signs(
+    payment: Fact, changes: list[Fact], usual: _Usual, refunded: Fact | None, rule: AccountTakeover
+) -> list[Reason]:
+    signs = []
+    if any("email" in (c.change or "").split() for c in changes):
+        signs.append(Reason("email_changed", "email", None, "the email changed before the payment"))
+    if payment.kind == CHARGE:
+        if payment.fingerprint and payment.fingerprint not in usual.fingerprints:
+            signs.append(
+                Reason(
+                    "new_card",
+                    len(usual.fingerprints),
+                    None,
+                    f"paid with a card the customer had not used before the change (they had used "
+                    f"{len(usual.fingerprints)} other cards)",
+                )
+            )
+        if payment.country and usual.countries and payment.country not in usual.countries:
+            before = ", ".join(sorted(usual.countries))
+            signs.append(
+                Reason(
+                    "new_card_country",
+                    payment.country,
+                    None,
+                    f"the card is from {payment.country}; the customer's cards before were from {before}",
+                )
+            )
+    elif refunded and refunded.fingerprint and refunded.fingerprint not in usual.fingerprints:
+        signs.append(
+            Reason(
+                "refund_to_new_card",
+                payment.amount or 0,
+                None,
+                f"refunded {_money(payment.amount, payment.currency)} of charge {refunded.object_id} to a "
+                "card the customer had not used before the change",
+            )
+        )
+    amounts = [c.amount or 0 for c in usual.charges if c.currency == payment.currency]
+    middle = median(amounts) if amounts else 0
+    if middle > 0 and (payment.amount or 0) >= rule.amount_ratio * middle:
+        ratio = (payment.amount or 0) / middle
+        signs.append(
+            Reason(
+                "amount_to_median",
+                round(ratio, 1),
+                rule.amount_ratio,
+                f"{_money(payment.amount, payment.currency)} is {ratio:.1f} times the customer's median of "
+                f"{_money(middle, payment.currency)} before the change (threshold {rule.amount_ratio:g})",
+            )
+        )
+    return signs
+
+
+# -- payment failure and dispute spikes ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Window:
+    """A recent window of an account, which ends at one of its events (a failure, a dispute), and the
+    baseline just before it."""
+
+    end: int
+    events: list[Fact]  # in the window: the failed charges, or the disputes
+    charges: int  # in the window: the charges the events are a share of
+    baseline_events: int
+    baseline_charges: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.events) / self.charges if self.charges else 0.0
+
+    @property
+    def baseline_rate(self) -> float:
+        """Never zero: a baseline without events counts as one, "at most 1 in N"."""
+        return max(self.baseline_events, 1) / self.baseline_charges if self.baseline_charges else 1.0
+
+    @property
+    def lift(self) -> float:
+        return self.rate / self.baseline_rate
+
+    def spiking(self, least: _Least) -> bool:
+        return (
+            len(self.events) >= least.events
+            and self.charges >= least.charges
+            and self.baseline_charges >= least.baseline_charges
+            and 100 * self.rate >= least.percent
+            and self.lift >= least.ratio
+        )
+
+
+@dataclass(frozen=True)
+class _Least:
+    """What a window needs to be a spike: events and charges in it, charges in its baseline, its rate (in
+    percent) and its rate over the baseline's."""
+
+    events: int
+    charges: int
+    baseline_charges: int
+    percent: float
+    ratio: float
+
+
+def _windows(events: list[Fact], charges: list[Fact], recent: int, baseline: int) -> list[_Window]:
+    """For each event at time t (both lists ordered): the window (t - recent, t] and its baseline
+    (t - recent - baseline, t - recent]."""
+    charge_times, event_times = [c.created for c in charges], [e.created for e in events]
+    windows = []
+    for event in events:
+        end = event.created
+        cuts = (end - recent - baseline, end - recent, end)
+        c0, c1, c2 = (bisect_right(charge_times, t) for t in cuts)
+        e0, e1, e2 = (bisect_right(event_times, t) for t in cuts)
+        windows.append(_Window(end, events[e1:e2], c2 - c1, e1 - e0, c1 - c0))
+    return windows
+
+
+def _worst_per_day(windows: list[_Window]) -> dict[str, _Window]:
+    """The window with the highest rate among those ending on each UTC day: one finding per day."""
+    days: dict[str, _Window] = {}
+    for window in windows:
+        day = _day(window.end)
+        best = days.get(day)
+        if best is None or (window.rate, window.charges, window.end) > (best.rate, best.charges, best.end):
+            days[day] = window
+    return days
+
+
+def _spike(
+    kind: str,
+    subject: str,
+    *,
+    day: str,
+    window: _Window,
+    ratio: float,
+    reasons: tuple[Reason, ...],
+    version: str,
+) -> Anomaly:
+    first = window.events[0]
+    return Anomaly(
+        signal_id=signal_id(kind, subject, day),
+        kind=kind,
+        subject=subject,
+        account=first.account,
+        livemode=first.livemode,
+        customer_id=None,  # an account's rate: the customers are in the evidence
+        score=min(1.0, 0.5 + 0.5 * (window.lift - ratio) / ratio),
+        reasons=reasons,
+        evidence=tuple(window.events),
+        model_version=version,
+    )
+
+
+def _baseline_words(window: _Window, days: int, what: str) -> str:
+    before = window.baseline_events or "none"
+    return f"{before} of the {window.baseline_charges} charges of the {days} days before {what}"
+
+
+def payment_failure_spike(subject: str, facts: list[Fact], rule: PaymentFailureSpike) -> list[Anomaly]:
+    """An account subject: the share of failed charges in a recent window against the days before it."""
+    charges = _ordered([f for f in facts if f.kind == CHARGE])
+    windows = _windows(
+        [c for c in charges if c.failed], charges, rule.window_hours * HOUR, rule.baseline_days * DAY
+    )
+    least = _Least(1, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio)
+    found = []
+    for day, w in _worst_per_day([w for w in windows if w.spiking(least)]).items():
+        reasons = (
+            Reason(
+                "failure_rate_percent",
+                round(100 * w.rate, 1),
+                rule.min_rate_percent,
+                f"{len(w.events)} of the {w.charges} charges in the {rule.window_hours} hours to "
+                f"{_at(w.end)} failed: {100 * w.rate:.1f}% (threshold {rule.min_rate_percent:g}%)",
+            ),
+            Reason(
+                "times_baseline",
+                round(w.lift, 1),
+                rule.ratio,
+                f"{w.lift:.1f} times the account's own rate: "
+                f"{_baseline_words(w, rule.baseline_days, 'failed')} ({100 * w.baseline_rate:.1f}% at most) "
+                f"(threshold {rule.ratio:g} times)",
+            ),
+            Reason(
+                "charges_in_window",
+                w.charges,
+                rule.min_charges,
+                f"{w.charges} charges in the window and {w.baseline_charges} in the baseline (at least "
+                f"{rule.min_charges} and {rule.min_baseline_charges} needed)",
+            ),
+        )
+        version = rule.version("payment_failure_spike")
+        found.append(
+            _spike(
+                "payment_failure_spike",
+                subject,
+                day=day,
+                window=w,
+                ratio=rule.ratio,
+                reasons=reasons,
+                version=version,
+            )
+        )
+    return found
+
+
+def dispute_spike(subject: str, facts: list[Fact], rule: DisputeSpike) -> list[Anomaly]:
+    """An account subject: disputes opened per succeeded charge in a recent window against the days before."""
+    charges = _succeeded_charges(facts)
+    disputes = _ordered([f for f in facts if f.kind == DISPUTE])
+    windows = _windows(disputes, charges, rule.window_days * DAY, rule.baseline_days * DAY)
+    least = _Least(
+        rule.min_disputes, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio
+    )
+    found = []
+    for day, w in _worst_per_day([w for w in windows if w.spiking(least)]).items():
+        reasons = (
+            Reason(
+                "disputes",
+                len(w.events),
+                rule.min_disputes,
+                f"{len(w.events)} disputes opened in the {rule.window_days} days to {_at(w.end)} "
+                f"(at least {rule.min_disputes} needed)",
+            ),
+            Reason(
+                "dispute_rate_percent",
+                round(100 * w.rate, 2),
+                rule.min_rate_percent,
+                f"{100 * w.rate:.2f}% of the {w.charges} succeeded charges of those days "
+                f"(threshold {rule.min_rate_percent:g}%)",
+            ),
+            Reason(
+                "times_baseline",
+                round(w.lift, 1),
+                rule.ratio,
+                f"{w.lift:.1f} times the account's own rate: "
+                f"{_baseline_words(w, rule.baseline_days, 'were disputed')} "
+                f"({100 * w.baseline_rate:.2f}% at most) (threshold {rule.ratio:g} times)",
+            ),
+        )
+        version = rule.version("dispute_spike")
+        found.append(
+            _spike(
+                "dispute_spike",
+                subject,
+                day=day,
+                window=w,
+                ratio=rule.ratio,
+                reasons=reasons,
+                version=version,
+            )
+        )
+    return found
+
+
+# -- amount outlier -----------------------------------------------------------------------------------------
+def amount_outlier(subject: str, facts: list[Fact], rule: AmountOutlier) -> list[Anomaly]:
+    """A customer subject: each succeeded charge far from the median of the customer's earlier charges in
+    its currency, counted in spreads (the median absolute deviation, scaled to a standard deviation)."""
+    charges = _succeeded_charges(facts)
+    times = [c.created for c in charges]
+    found = []
+    for index, charge in enumerate(charges):
+        start = bisect_right(times, charge.created - rule.lookback_days * DAY - 1)
+        history = [c for c in charges[start:index] if c.currency == charge.currency][-MAX_HISTORY:]
+        if len(history) < rule.min_history:
+            continue
+        usual = _Spread.of([c.amount or 0 for c in history], rule.min_spread_percent)
+        z = abs((charge.amount or 0) - usual.median) / usual.spread
+        if z < rule.robust_z:
+            continue
+        found.append(
+            Anomaly(
+                signal_id=signal_id("amount_outlier", subject, charge.object_id),
+                kind="amount_outlier",
+                subject=subject,
+                account=charge.account,
+                livemode=charge.livemode,
+                customer_id=charge.customer,
+                score=min(1.0, 0.5 + 0.5 * (z - rule.robust_z) / rule.robust_z),
+                reasons=_outlier_reasons(charge, z, usual, len(history), rule),
+                evidence=(*history, charge),
+                model_version=rule.version("amount_outlier"),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class _Spread:
+    median: float
+    deviation: float  # the median absolute deviation from the median
+    spread: float  # the deviation as a standard deviation, at least a share of the median (and 1)
+
+    @classmethod
+    def of(cls, amounts: list[int], min_percent: float) -> _Spread:
+        middle = median(amounts)
+        deviation = median(abs(a - middle) for a in amounts)
+        return cls(middle, deviation, max(MAD_TO_SIGMA * deviation, middle * min_percent / 100, 1.0))
+
+
+def _outlier_reasons(
+    charge: Fact, z: float, usual: _Spread, history: int, rule: AmountOutlier
+) -> tuple[Reason, ...]:
+    amount, currency = charge.amount or 0, charge.currency
+    side = "above" if amount > usual.median else "below"
+    times = f" ({amount / usual.median:.1f} times it)" if usual.median else ""
+    return (
+        Reason(
+            "robust_z",
+            round(z, 1),
+            rule.robust_z,
+            f"charged {_money(amount, currency)}, {z:.1f} spreads {side} the customer's median of "
+            f"{_money(usual.median, currency)}{times} (threshold {rule.robust_z:g} spreads)",
+        ),
+        Reason(
+            "history",
+            history,
+            rule.min_history,
+            f"compared with their {history} earlier charges in {(currency or '').upper()} within "
+            f"{rule.lookback_days} days (at least {rule.min_history} needed); a spread is "
+            f"{usual.spread:.0f}: "
+            f"the median absolute deviation ({usual.deviation:g}) times {MAD_TO_SIGMA}, at least "
+            f"{rule.min_spread_percent:g}% of the median",
+        ),
+    )
+
+
 def evaluate(subject: str, lookup: Lookup, config: SignalsConfig) -> list[Anomaly]:
     """Every enabled detector that watches this kind of subject, on its facts."""
     facts, rules, kind = lookup(subject), config.detectors, subject_kind(subject)
     found: list[Anomaly] = []
     if kind == CARD and rules.trial_abuse.enabled:
         found += trial_abuse(subject, facts, lookup, rules.trial_abuse)
-    if kind == ACCOUNT and rules.card_testing.enabled:
-        found += card_testing(subject, facts, rules.card_testing)
-    if kind == CUSTOMER and rules.duplicate_charge.enabled:
-        found += duplicate_charge(subject, facts, rules.duplicate_charge)
+    if kind == ACCOUNT:
+        if rules.card_testing.enabled:
+            found += card_testing(subject, facts, rules.card_testing)
+        if rules.payment_failure_spike.enabled:
+            found += payment_failure_spike(subject, facts, rules.payment_failure_spike)
+        if rules.dispute_spike.enabled:
+            found += dispute_spike(subject, facts, rules.dispute_spike)
+    if kind == CUSTOMER:
+        if rules.duplicate_charge.enabled:
+            found += duplicate_charge(subject, facts, rules.duplicate_charge)
+        if rules.account_takeover.enabled:
+            found += account_takeover(subject, facts, rules.account_takeover)
+        if rules.amount_outlier.enabled:
+            found += amount_outlier(subject, facts, rules.amount_outlier)
     return found

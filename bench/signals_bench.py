@@ -1,0 +1,130 @@
+"""7. Signals: API calls, DynamoDB write units and CPU per published event, against the processor's for
+the same Stripe events in the same run.
+
+The processor runs first on the processor bench's stream (30 % duplicate deliveries); everything it
+publishes that the stack's rule sends to signals (Stripe events, not the middleware's own detail-types)
+goes through the signals handler in batches of 10. Both run in-process on moto, so the ratios compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from bench.measure import QUIET, CallCounter
+from bench.processor_bench import _Context, batches, sqs_event
+
+READ_UNITS_PER_READ_CALL = 1.0  # stated, not measured: a subject's facts fit in a 4 KB read (0.5 per 4 KB)
+
+
+def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="Bench",
+        POWERTOOLS_SERVICE_NAME="bench",
+    )
+    import boto3
+    from moto import mock_aws
+
+    from stripe_middleware.adapters.dynamodb.table import INDEXED_ATTRIBUTES, INDEXES
+    from stripe_middleware.shared.contract import STRIPE_API_VERSION
+    from stripe_middleware_dev import use_repo_config
+    from stripe_middleware_dev.tables import create_table_request
+
+    use_repo_config()
+    work, unique_count = batches(unique, duplicate_share)
+    real_stdout, sys.stdout = sys.stdout, QUIET
+    try:
+        from functions.processor import handler as processor
+        from functions.signals import handler as signals
+
+        with mock_aws():
+            dynamodb, events, sqs = boto3.client("dynamodb"), boto3.client("events"), boto3.client("sqs")
+            dynamodb.create_table(**create_table_request("store"))
+            events.create_event_bus(Name="bus")
+            queue_url = sqs.create_queue(QueueName="signals")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+            events.put_rule(Name="signals", EventBusName="bus", EventPattern=json.dumps(_signal_inputs()))
+            events.put_targets(
+                Rule="signals", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}]
+            )
+            os.environ.update(TABLE_NAME="store", EVENT_BUS_NAME="bus", STRIPE_API_VERSION=STRIPE_API_VERSION)
+            os.environ.pop("STRIPE_API_KEY_SECRET_ID", None)
+            processor.dependencies.cache_clear()
+            reference = CallCounter({i.partition_key: INDEXED_ATTRIBUTES for i in INDEXES})
+            reference.attach(processor.dependencies().store._client)
+            start = time.process_time()
+            for i, batch in enumerate(work):
+                assert processor.handler(sqs_event(batch, i), _Context())["batchItemFailures"] == []
+            processor_cpu = time.process_time() - start
+
+            inputs = _drain(sqs, queue_url)
+            signals.detector.cache_clear()
+            detector = signals.detector()
+            ours = CallCounter({i.partition_key: INDEXED_ATTRIBUTES for i in INDEXES})
+            ours.attach(detector.keywords["state"]._client)
+            ours.attach(detector.keywords["publisher"]._client)
+            start = time.process_time()
+            for i in range(0, len(inputs), 10):
+                assert (
+                    signals.handler(sqs_event(inputs[i : i + 10], i), _Context())["batchItemFailures"] == []
+                )
+            signals_cpu = time.process_time() - start
+            raised = len(_drain(sqs, queue_url))  # (none: the rule keeps the signals out of its own queue)
+    finally:
+        sys.stdout = real_stdout
+
+    published = len(inputs)
+    reads = sum(n for call, n in ours.calls.items() if call in ("Query", "GetItem", "BatchGetItem"))
+    result: dict[str, Any] = {
+        "published_events": published,
+        "signals_requeued": raised,
+        "ours": {
+            "api_calls_per_event": round(ours.total_calls / published, 3),
+            "dynamodb_write_units_per_event": round(ours.write_units / published, 3),
+            "dynamodb_read_calls_per_event": round(reads / published, 3),
+            "cpu_ms_per_event": round(signals_cpu / published * 1000, 3),
+            "calls": dict(ours.calls),
+        },
+        "processor": {
+            "dynamodb_write_units_per_unique_event": round(reference.write_units / unique_count, 3),
+            "cpu_ms_per_unique_event": round(processor_cpu / unique_count * 1000, 3),
+        },
+    }
+    result["cpu_ratio_over_processor"] = round(
+        result["ours"]["cpu_ms_per_event"] / result["processor"]["cpu_ms_per_unique_event"], 3
+    )
+    result["write_units_ratio_over_processor"] = round(
+        result["ours"]["dynamodb_write_units_per_event"]
+        / result["processor"]["dynamodb_write_units_per_unique_event"],
+        3,
+    )
+    result["read_units_per_read_call"] = READ_UNITS_PER_READ_CALL
+    return result
+
+
+def _signal_inputs() -> dict[str, Any]:
+    """The stack's rule (infra/constructs/signals.py), as CloudFormation renders it."""
+    return {
+        "source": ["stripe-middleware"],
+        "detail-type": [
+            {"anything-but": {"prefix": "stripe-middleware."}},
+            "stripe-middleware.object.backfilled",
+        ],
+    }
+
+
+def _drain(sqs: Any, queue_url: str) -> list[str]:
+    bodies: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [m["Body"] for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],
+        )
+    return bodies

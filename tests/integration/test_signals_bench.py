@@ -1,0 +1,21 @@
+"""The small variant of `make bench`'s signals measure, so it cannot rot: every event the processor
+publishes reaches the signals handler without a failure, nothing it publishes comes back to its own queue,
+and the cost model prices what was measured. Speed is judged in the bench."""
+
+from __future__ import annotations
+
+from bench import cost, signals_bench
+
+
+def test_a_small_signals_run_processes_every_published_event_and_is_priced() -> None:
+    result = signals_bench.run(unique=40)
+    assert result["published_events"] == 40  # every unique event, once (the processor drops duplicates)
+    assert result["signals_requeued"] == 0
+    ours = result["ours"]
+    assert ours["calls"]["PutItem"] > 0 and ours["dynamodb_write_units_per_event"] > 0
+    assert ours["cpu_ms_per_event"] > 0 and result["cpu_ratio_over_processor"] > 0
+    priced = cost.signals_per_million(result)
+    assert priced["total_usd_per_million_events"] == round(
+        sum(priced["lines_usd_per_million_events"].values()), 2
+    )
+    assert priced["total_usd_per_million_events"] > 0
