@@ -7,6 +7,8 @@ stripe-middleware get TYPE ID                                     read an object
 stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
 stripe-middleware redrive --queue commands|events [--dry-run] [--max N] [--stage S]
 stripe-middleware rehearse --api-version V [--sample N] [--types T,..] [--stage S]
+stripe-middleware signals train --events FILE.jsonl[.gz] --cutoff DATE [--horizon 60d] --out MODEL.json
+stripe-middleware signals backtest --events FILE.jsonl[.gz] --cutoff DATE [--horizon 60d] [--model MODEL.json]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import history, redrive, rehearse, targets
+from stripe_middleware_dev import history, redrive, rehearse, signals_cli, targets
 
 STATE_DIR = Path(".local")
 
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     history.register(commands)
     redrive.register(commands)
     rehearse.register(commands)
+    signals_cli.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -35,9 +35,10 @@ class InMemorySignalState:
             if fact.id not in kept or fact.newer_than(Fact.from_item(kept[fact.id])):
                 kept[fact.id] = fact.to_item()
 
-    def facts(self, subject: str) -> list[Fact]:
+    def facts(self, subject: str, since: int | None = None) -> list[Fact]:
         self._check("facts")
-        return [Fact.from_item(dict(item)) for item in self.kept.get(subject, {}).values()]
+        kept = [Fact.from_item(dict(item)) for item in self.kept.get(subject, {}).values()]
+        return [f for f in kept if since is None or f.created >= since]
 
     def published(self, signal_ids: Iterable[str]) -> set[str]:
         self._check("published")

@@ -527,3 +527,23 @@ def test_the_anomaly_schema_names_every_detector_and_nothing_else() -> None:
 
     kinds = load_event("schemas/signal-anomaly.detail.schema.json")["properties"]["kind"]["enum"]
     assert sorted(kinds) == sorted(Detectors.model_fields)
+
+
+def test_an_account_is_read_from_its_detectors_lookback_on_and_a_customer_whole() -> None:
+    reads: list[tuple[str, int | None]] = []
+
+    class Recording(InMemorySignalState):
+        def facts(self, subject: str, since: int | None = None) -> list[Fact]:
+            reads.append((subject.split("/")[2], since))
+            return super().facts(subject, since)
+
+    harness = Harness(state=Recording())
+    old = charge("ch_old", T0 - 400 * DAY, customer="cus_lookback")  # older than every account window
+    harness.deliver(old)
+    reads.clear()
+    harness.deliver(charge("ch_new", T0, failed=True, customer="cus_lookback"))
+    lookback = DEFAULTS.account_lookback_seconds()
+    assert lookback == (7 + 56) * DAY  # dispute_spike's window and baseline: the longest
+    assert ("account", T0 - lookback) in reads and ("customer", None) in reads
+    account = next(s for s in harness.state.subjects() if s.endswith("/account"))
+    assert {f.object_id for f in harness.state.facts(account, since=T0 - lookback)} == {"ch_new"}

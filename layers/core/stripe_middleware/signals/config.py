@@ -122,6 +122,16 @@ class SignalsConfig(BaseModel):
     version: int = Field(ge=1)
     detectors: Detectors = Detectors()
 
+    def account_lookback_seconds(self) -> int:
+        """How far before a new fact the account-level detectors look (their window and baseline): an
+        account's facts are read from there on, not from the beginning (an account holds every charge)."""
+        d = self.detectors
+        return max(
+            d.card_testing.window_minutes * 60,
+            d.payment_failure_spike.window_hours * 3600 + d.payment_failure_spike.baseline_days * 86_400,
+            (d.dispute_spike.window_days + d.dispute_spike.baseline_days) * 86_400,
+        )
+
 
 @cache
 def load_signals_config(path: Path | None = None) -> SignalsConfig:

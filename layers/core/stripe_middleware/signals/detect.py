@@ -16,7 +16,15 @@ from stripe_middleware.shared.publishing import Publication, Publisher
 from stripe_middleware.signals.churn import ChurnModel, ChurnRisk, assess, is_subscriber
 from stripe_middleware.signals.config import SignalsConfig
 from stripe_middleware.signals.detectors import evaluate
-from stripe_middleware.signals.facts import CUSTOMER, Fact, card_subject, facts_of, subject_kind, subjects
+from stripe_middleware.signals.facts import (
+    ACCOUNT,
+    CUSTOMER,
+    Fact,
+    card_subject,
+    facts_of,
+    subject_kind,
+    subjects,
+)
 from stripe_middleware.signals.ports import Anomaly, SignalState
 
 
@@ -49,7 +57,12 @@ def detect(
             touched.setdefault(subject, []).append(fact)
     for subject, kept in touched.items():
         state.add_facts(subject, kept)
-    read = cache(state.facts)  # each subject read once per detail, however many detectors look at it
+    since = min((f.created for f in facts), default=0) - config.account_lookback_seconds()
+
+    @cache  # each subject read once per detail, however many detectors look at it
+    def read(subject: str) -> list[Fact]:
+        return state.facts(subject, since=since if subject_kind(subject) == ACCOUNT else None)
+
     customers = [s for s in touched if subject_kind(s) == CUSTOMER]
     for subject in customers:  # a trial reaches the customer's cards
         touched |= {s: [] for f in read(subject) if (s := card_subject(f))}

@@ -74,8 +74,9 @@ class SignalState(Protocol):
         result does not depend on the order they arrive in (StoreUnavailableError)."""
         ...
 
-    def facts(self, subject: str) -> list[Fact]:
-        """Every fact kept under a subject, in no particular order."""
+    def facts(self, subject: str, since: int | None = None) -> list[Fact]:
+        """The facts kept under a subject (those of objects created at or after `since`), in no
+        particular order."""
         ...
 
     def published(self, signal_ids: Iterable[str]) -> set[str]:
