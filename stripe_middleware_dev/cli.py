@@ -1,7 +1,8 @@
 """`stripe-middleware`: run the pipeline locally and talk to it.
 
 stripe-middleware local [--port 8787] [--webhook-secret whsec_...]   start everything (Ctrl-C stops)
-stripe-middleware send [--count N] [--duplicates F] [--shuffle] [--type T]
+stripe-middleware send [--count N] [--duplicates F] [--shuffle] [--type T] [--history FILE.jsonl[.gz]]
+stripe-middleware simulate --customers N --months M --seed S --out FILE.jsonl[.gz] [--labels FILE.json]
 stripe-middleware tail                                            print what is published on the bus
 stripe-middleware get TYPE ID                                     read an object from the read API
 stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
@@ -28,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import history, redrive, rehearse, signals_cli, targets
+from stripe_middleware_dev import history, redrive, rehearse, signals_cli, simulate, targets
 
 STATE_DIR = Path(".local")
 
@@ -92,8 +93,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     from stripe_middleware.ingest.signature import compute_signature
 
     outputs = targets.local(args.state_dir).outputs
-    events: list[dict[str, Any]] = []
-    for n in range(args.count):
+    events: list[dict[str, Any]] = list(simulate.read_jsonl(args.history)) if args.history else []
+    for n in range(0 if args.history else args.count):
         lifecycle = billing_lifecycle(args.start + n)
         if args.type:
             lifecycle = [e for e in lifecycle if e["type"] == args.type] or [stripe_event(args.type)]
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--shuffle", action="store_true", help="deliver in random order, as Stripe may")
     send.add_argument("--type", help="only events of this type")
     send.add_argument("--seed", type=int, default=None)
+    send.add_argument(
+        "--history", type=Path, help="send these events instead (.jsonl[.gz], e.g. from `simulate`)"
+    )
     send.set_defaults(run=cmd_send)
     tail = commands.add_parser("tail", help="print what is published on the bus")
     tail.set_defaults(run=cmd_tail)
@@ -219,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     redrive.register(commands)
     rehearse.register(commands)
     signals_cli.register(commands)
+    simulate.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

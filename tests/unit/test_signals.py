@@ -373,6 +373,7 @@ def test_the_same_charge_twice_within_a_minute_is_a_duplicate_of_the_later_one()
         pytest.param(charge_pair(currency="eur"), id="different currency"),
         pytest.param(charge_pair(customer="cus_other"), id="different customer"),
         pytest.param(charge_pair(failed=True), id="second failed"),
+        pytest.param(charge_pair(fp="fp_other"), id="another card"),
     ],
 )
 def test_different_distant_or_failed_charges_are_no_duplicates(pair: list[Detail]) -> None:

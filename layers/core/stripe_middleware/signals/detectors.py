@@ -175,8 +175,14 @@ def card_testing(subject: str, facts: list[Fact], rule: CardTesting) -> list[Ano
     return found
 
 
+def _same_card(a: Fact, b: Fact) -> bool:
+    """The same card, or a card not known for one of them (two cards: two payments meant, or testing)."""
+    return a.fingerprint is None or b.fingerprint is None or a.fingerprint == b.fingerprint
+
+
 def duplicate_charge(subject: str, facts: list[Fact], rule: DuplicateCharge) -> list[Anomaly]:
-    """A customer subject: each succeeded charge with an earlier one of the same amount within the window."""
+    """A customer subject: each succeeded charge with an earlier one of the same amount on the same card
+    within the window."""
     window = rule.window_minutes * 60
     charges = _ordered([f for f in facts if f.kind == CHARGE and not f.failed and f.amount is not None])
     found = []
@@ -186,6 +192,7 @@ def duplicate_charge(subject: str, facts: list[Fact], rule: DuplicateCharge) -> 
             for c in charges[:index]
             if (c.amount, c.currency) == (charge.amount, charge.currency)
             and charge.created - c.created <= window
+            and _same_card(c, charge)
         ]
         if not earlier:
             continue
