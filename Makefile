@@ -41,8 +41,14 @@ lint: .venv/.installed
 types: .venv/.installed
 	mypy
 
+# The report's e2e test draws the page in headless Chromium, a Debian package (CI runs as root).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; }
+
 .PHONY: test
-test: install lint types
+test: install chromium lint types
 	pytest --cov --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=85
 	$(MAKE) synth
 

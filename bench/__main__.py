@@ -18,6 +18,7 @@ from bench import (
     ingest_bench,
     processor_bench,
     signals_bench,
+    warehouse_bench,
 )
 
 
@@ -43,6 +44,9 @@ def main() -> int:
     results["signals"]["cost_per_million"] = cost.signals_per_million(results["signals"])
     results["detectors"] = detectors_bench.run()
     results["cdnow"] = cdnow.run(2000 if args.quick else None)
+    results["warehouse"] = warehouse_bench.run(1000, 12) if args.quick else warehouse_bench.run()
+    warehouse = results["warehouse"]
+    results["export_cost"] = cost.export_per_million(warehouse["parquet_mb"] * 1e6 / warehouse["rows"])
     Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
     return 0
@@ -123,6 +127,7 @@ def table(r: dict) -> str:  # type: ignore[type-arg]
             for name, d in r["detectors"]["detectors"].items()
         ),
         cdnow_row(r["cdnow"]),
+        *warehouse_rows(r["warehouse"], r["export_cost"]),
     ]
     imports = r["cold_import"]
     rows[1:1] = [
@@ -161,6 +166,24 @@ def signal_rows(sig: dict) -> list[tuple[str, str, str, bool | None]]:  # type: 
             "7 signals added cost per million events",
             f"${sig['cost_per_million']['total_usd_per_million_events']}",
             "",
+            None,
+        ),
+    ]
+
+
+def warehouse_rows(w: dict, export: dict) -> list[tuple[str, str, str, bool | None]]:  # type: ignore[type-arg]
+    return [
+        (
+            f"9 warehouse: mrr_movements on {w['customers']} customers x {w['months']} months",
+            f"{w['parquet_ms']} ms on Parquet; {w['json_ms']} ms from JSON (DuckDB, median of {w['runs']})",
+            f"JSON {w['json_over_parquet']}x slower; same rows: {w['identical']}",
+            None,
+        ),
+        (
+            "9 export cost per million events",
+            f"${export['writing_usd_per_million_events']} to write; "
+            f"${export['querying_usd_per_month']} a month of saved queries",
+            "Firehose + format conversion + S3 + Glue + Athena (bench/prices.json)",
             None,
         ),
     ]

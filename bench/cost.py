@@ -94,3 +94,109 @@ def signals_per_million(signals: dict[str, Any]) -> dict[str, Any]:
         "lines_usd_per_million_events": {k: round(v, 3) for k, v in lines.items()},
         "total_usd_per_million_events": round(sum(lines.values()), 2),
     }
+
+
+# -- the warehouse export (issue 12): bus rules → Firehose (Parquet, partitioned) → S3 → Glue → Athena ----
+GIB = 1024**3
+TIB = 1024**4
+SECONDS_PER_MONTH = 30 * 86_400
+FIREHOSE_BUFFER_SECONDS = 900  # as configured in infra/constructs/warehouse.py
+FIREHOSE_BUFFER_BYTES = 128 * 1024**2
+
+
+def export_per_million(
+    event_bytes_parquet: float = 250.0,
+    *,
+    row_json_bytes: float = 800.0,  # the rows of tests/infra/test_warehouse_stack.py: 670 to 850
+    events_per_month: float = 1_000_000.0,
+    rows_per_event: float = 1.0,
+    active_partitions: int = 2,  # today's event rows, and a late event or a signal
+    jq_ms_per_row: float = 0.05,
+    glue_requests_per_object: float = 1.0,
+    warehouse_months: float = 12.0,
+    saved_queries: int = 10,
+    query_runs_per_month: float = 30.0,
+    table_scans_per_query: float = 2.0,
+    gets_per_file_scan: float = 1.0,  # a small file's tail read holds its footer and its data
+    scanned_share: float = 0.5,
+    projected_partitions: int = 3 * 3 * 365,
+    glue_requests_per_query: float = 10.0,
+) -> dict[str, Any]:
+    """Dollars per million published events for the warehouse, at `events_per_month`.
+
+    - Firehose bills ingestion and format conversion on the JSON rows, each rounded up to 5 KB; dynamic
+      partitioning on the Parquet delivered, on every S3 object (each active partition closes a file at
+      every buffer interval or 128 MiB) and on JQ time.
+    - S3: one PUT per object, a month of storage of the month's Parquet (it accrues for as long as it is
+      kept: multiply by the months kept).
+    - Athena: the saved queries (`saved_queries` views) run `query_runs_per_month` times on a warehouse of
+      `warehouse_months` months of rows, each scanning `table_scans_per_query` times the `scanned_share` of
+      the Parquet (10 MB minimum); each scan lists every projected partition (`projected_partitions`:
+      record kinds times days since the projection's first date), each LIST billed like a PUT, and reads
+      every file kept (`gets_per_file_scan` GETs each): small files, not bytes, are what cost at low volume.
+    - Glue: Firehose's schema reads (per object) and the queries' table reads.
+    """
+    rows = events_per_month * rows_per_event
+    rounding = PRICES["firehose_record_rounding_bytes"]
+    ingested_gb = rows * math.ceil(row_json_bytes / rounding) * rounding / GIB
+    parquet_gb = rows * event_bytes_parquet / GIB
+    intervals = SECONDS_PER_MONTH / FIREHOSE_BUFFER_SECONDS
+    objects = max(active_partitions * intervals, parquet_gb * GIB / FIREHOSE_BUFFER_BYTES)
+    queries = saved_queries * query_runs_per_month
+    warehouse_bytes = parquet_gb * GIB * warehouse_months
+    scanned_per_query = max(
+        PRICES["athena_min_bytes_per_query"], warehouse_bytes * scanned_share * table_scans_per_query
+    )
+    lists = queries * table_scans_per_query * projected_partitions
+    files_kept = objects * warehouse_months
+    gets = queries * table_scans_per_query * files_kept * gets_per_file_scan
+    monthly = {
+        "firehose_ingestion": ingested_gb * PRICES["firehose_direct_put_per_gb"],
+        "firehose_format_conversion": ingested_gb * PRICES["firehose_format_conversion_per_gb"],
+        "firehose_dynamic_partitioning_gb": parquet_gb * PRICES["firehose_dynamic_partitioning_per_gb"],
+        "firehose_dynamic_partitioning_objects": objects
+        / 1000
+        * PRICES["firehose_dynamic_partitioning_per_1000_objects"],
+        "firehose_dynamic_partitioning_jq": rows
+        * jq_ms_per_row
+        / 3_600_000
+        * PRICES["firehose_dynamic_partitioning_per_jq_hour"],
+        "s3_puts": objects / 1000 * PRICES["s3_put_list_per_1000_requests"],
+        "s3_storage_one_month": parquet_gb * PRICES["s3_standard_per_gb_month"],
+        "glue_catalog_requests": (objects * glue_requests_per_object + queries * glue_requests_per_query)
+        / 1_000_000
+        * PRICES["glue_catalog_per_million_requests"],
+        "athena_scanned": queries * scanned_per_query / TIB * PRICES["athena_per_tb_scanned"],
+        "s3_lists_for_queries": lists / 1000 * PRICES["s3_put_list_per_1000_requests"],
+        "s3_gets_for_queries": gets / 1000 * PRICES["s3_get_per_1000_requests"],
+    }
+    millions = events_per_month / 1_000_000
+    lines = {k: v / millions for k, v in monthly.items()}
+    querying = ("athena_scanned", "s3_lists_for_queries", "s3_gets_for_queries")
+    return {
+        "prices": {"date": PRICES["date"], "region": PRICES["region"], "source": PRICES["export_source"]},
+        "assumptions": {
+            "events_per_month": events_per_month,
+            "rows_per_event": rows_per_event,
+            "row_json_bytes": row_json_bytes,
+            "event_bytes_parquet": event_bytes_parquet,
+            "active_partitions": active_partitions,
+            "buffer_seconds": FIREHOSE_BUFFER_SECONDS,
+            "jq_ms_per_row": jq_ms_per_row,
+            "warehouse_months": warehouse_months,
+            "warehouse_gb": round(warehouse_bytes / GIB, 3),
+            "saved_queries": saved_queries,
+            "query_runs_per_month": query_runs_per_month,
+            "table_scans_per_query": table_scans_per_query,
+            "scanned_share": scanned_share,
+            "projected_partitions": projected_partitions,
+            "gets_per_file_scan": gets_per_file_scan,
+        },
+        "objects_per_month": round(objects),
+        "lines_usd_per_million_events": {k: round(v, 4) for k, v in lines.items()},
+        "total_usd_per_million_events": round(sum(lines.values()), 4),
+        "total_usd_per_month": round(sum(monthly.values()), 2),
+        # Writing grows with the events; querying with the runs of the saved queries and the files kept.
+        "writing_usd_per_million_events": round(sum(v for k, v in lines.items() if k not in querying), 4),
+        "querying_usd_per_month": round(sum(monthly[k] for k in querying), 2),
+    }

@@ -28,6 +28,7 @@ from infra.constructs.read_api import ReadApi
 from infra.constructs.routing import EventRouting
 from infra.constructs.signals import Signals
 from infra.constructs.store import ObjectStoreTable
+from infra.constructs.warehouse import Warehouse
 from infra.nag import acknowledge
 from stripe_middleware.commands.config import load_gateway_config
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
@@ -132,6 +133,7 @@ class StripeMiddlewareStack(Stack):
         self.signals = Signals(
             self, "Signals", stage=stage, layer=layer, table=self.store.table, bus=self.routing.bus
         )
+        self.warehouse = Warehouse(self, "Warehouse", stage=stage, bus=self.routing.bus)
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
             "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",
@@ -151,6 +153,9 @@ class StripeMiddlewareStack(Stack):
             "CatchupFunctionName": self.history.catchup.function_name,
             "SignalsQueueUrl": self.signals.inputs.queue.queue_url,
             "SignalsDeadLetterQueueUrl": self.signals.inputs.dead_letter_queue.queue_url,
+            "WarehouseBucketName": self.warehouse.bucket.bucket_name,
+            "AthenaWorkGroupName": self.warehouse.workgroup.ref,
+            "GlueDatabaseName": self.warehouse.database.ref,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -3,6 +3,8 @@
 stripe-middleware local [--port 8787] [--webhook-secret whsec_...]   start everything (Ctrl-C stops)
 stripe-middleware send [--count N] [--duplicates F] [--shuffle] [--type T] [--history FILE.jsonl[.gz]]
 stripe-middleware simulate --customers N --months M --seed S --out FILE.jsonl[.gz] [--labels FILE.json]
+stripe-middleware query "SQL" [--format table|csv|json]           SQL on the local warehouse (DuckDB)
+stripe-middleware report [--out report.html]                      revenue charts from the local warehouse
 stripe-middleware tail                                            print what is published on the bus
 stripe-middleware get TYPE ID                                     read an object from the read API
 stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
@@ -29,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import history, redrive, rehearse, signals_cli, simulate, targets
+from stripe_middleware_dev import history, query, redrive, rehearse, report, signals_cli, simulate, targets
 
 STATE_DIR = Path(".local")
 
@@ -224,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     rehearse.register(commands)
     signals_cli.register(commands)
     simulate.register(commands)
+    report.register(commands)
+    query.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -42,9 +42,18 @@ REHEARSAL_EVENT_ID = "evt_rehearsal"
 # An object keeps its store key only while these stay equal: a change re-keys it (a new item, a new object).
 IDENTITY_ATTRIBUTES = frozenset({"object_type", "object_id"})
 # StoredObject fields that are not normalized attributes of the object (metadata violations are reported
-# as metadata effects, metadata itself per key).
+# as metadata effects, metadata itself per key, which covers `attribution`: a copy of four of its keys).
 NOT_COMPARED = frozenset(
-    {"object", "order_key", "event_id", "event_type", "event_created", "metadata", "metadata_violations"}
+    {
+        "object",
+        "order_key",
+        "event_id",
+        "event_type",
+        "event_created",
+        "metadata",
+        "metadata_violations",
+        "attribution",
+    }
 )
 MAX_CELL = 70
 

@@ -32,6 +32,9 @@ OUTPUT_NAMES = {
     "CatchupFunctionName": "catchup_function_name",
     "SignalsQueueUrl": "signals_queue_url",
     "SignalsDeadLetterQueueUrl": "signals_dead_letter_queue_url",
+    "WarehouseBucketName": "warehouse_bucket_name",
+    "AthenaWorkGroupName": "athena_workgroup_name",
+    "GlueDatabaseName": "glue_database_name",
 }
 
 

@@ -133,14 +133,15 @@ def _create_routing(local: LocalResources, of_type: OfType, clients: dict[str, A
         bus = local.resolve(props.get("EventBusName", "default"))
         if bus not in {v.get("Name") for v in local.values.values()}:
             continue  # a rule on the partner bus, which exists only on AWS
+        targets = [
+            {"Id": t["Id"], "Arn": arn} for t in props.get("Targets", []) if (arn := local.resolve(t["Arn"]))
+        ]
+        if not targets:
+            continue  # a target local mode does not create: Firehose (local/warehouse.py writes the rows)
         clients["events"].put_rule(
             Name=logical_id, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"])
         )
-        clients["events"].put_targets(
-            Rule=logical_id,
-            EventBusName=bus,
-            Targets=[{"Id": t["Id"], "Arn": local.resolve(t["Arn"])} for t in props.get("Targets", [])],
-        )
+        clients["events"].put_targets(Rule=logical_id, EventBusName=bus, Targets=targets)
 
     for logical_id, _ in of_type("AWS::SecretsManager::Secret"):
         arn = clients["secretsmanager"].create_secret(Name=logical_id, SecretString="placeholder")["ARN"]

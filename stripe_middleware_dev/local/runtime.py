@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
+from stripe_middleware_dev import use_repo_config
 from stripe_middleware_dev.local.event_source import SqsEventSource
 from stripe_middleware_dev.local.provision import LocalResources, provision, synthesize_template
+from stripe_middleware_dev.local.warehouse import LocalWarehouse, warehouse_dir
 from stripe_middleware_dev.targets import OUTPUT_NAMES
 
 REGION = "us-east-1"
@@ -186,6 +188,7 @@ class LocalPipeline:
         endpoint = f"http://127.0.0.1:{aws_port}"
         os.environ.update(LOCAL_CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
         os.environ.pop("AWS_PROFILE", None)
+        use_repo_config()  # config files the layer ships (signals.yaml, ...): the repository's, locally
         clients = {
             n: boto3.client(n, region_name=REGION) for n in ("sqs", "dynamodb", "events", "secretsmanager")
         }
@@ -213,6 +216,7 @@ class LocalPipeline:
         self._real_stdout, sys.stdout = sys.stdout, self._log
         self.functions = LocalFunctions(self.resources)
         self._start_pollers()
+        self._start_warehouse()
         self.http = ThreadingHTTPServer(
             self.http_socket.getsockname(), http_api(self), bind_and_activate=False
         )
@@ -232,6 +236,7 @@ class LocalPipeline:
             "webhook_secret": self.webhook_secret,
             "connect_webhook_secret": self.connect_webhook_secret,
             "function_log": str(self.log_path),
+            "warehouse_dir": str(warehouse_dir(self.state_dir)),
         }
         (self.state_dir / "outputs.json").write_text(json.dumps(self.outputs, indent=2))
         return self.outputs
@@ -264,6 +269,17 @@ class LocalPipeline:
 
             self._serve(loop)
 
+    def _start_warehouse(self) -> None:
+        """What Firehose does on AWS: the rows of the record kinds, from the bus to Parquet in state_dir."""
+        self.warehouse = LocalWarehouse.start(
+            self.clients["sqs"],
+            self.clients["events"],
+            bus_name=self.resources.outputs["EventBusName"],
+            state_dir=self.state_dir,
+            console=self.console,
+        )
+        self._serve(lambda: self.warehouse.run(self._stop))
+
     def _serve(self, target: Any) -> None:
         thread = threading.Thread(target=target, daemon=True)
         thread.start()
@@ -271,6 +287,8 @@ class LocalPipeline:
 
     def stop(self) -> None:
         self._stop.set()
+        if hasattr(self, "warehouse"):
+            self.warehouse.close()  # its last batch is written while the emulator still holds the queue
         if hasattr(self, "http"):
             self.http.shutdown()
             self.http.server_close()

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,24 +83,21 @@ def fake_stripe_api() -> Iterator[FakeStripe]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def local_stack(
-    tmp_path_factory: pytest.TempPathFactory, fake_stripe_api: FakeStripe
-) -> Iterator[LocalStack]:
-    state_dir = tmp_path_factory.mktemp("local")
+@contextmanager
+def running_local(state_dir: Path, stripe: FakeStripe) -> Iterator[LocalStack]:
+    """`stripe-middleware local` in a subprocess, its state in `state_dir`, talking to the fake Stripe."""
     process = start_local(
         state_dir,
         "--port",
         "0",
-        env_extra={"STRIPE_API_KEY": "rk_test_e2e", "STRIPE_API_BASE": fake_stripe_api.url},
+        env_extra={"STRIPE_API_KEY": "rk_test_e2e", "STRIPE_API_BASE": stripe.url},
     )
     outputs_file = state_dir / "outputs.json"
     try:
         eventually(lambda: outputs_file.exists() or process.poll() is not None, timeout=180)
         if process.poll() is not None:
             raise RuntimeError(f"local mode exited early:\n{process.stdout.read() if process.stdout else ''}")
-        stack = LocalStack(process, state_dir, json.loads(outputs_file.read_text()), fake_stripe_api)
-        yield stack
+        yield LocalStack(process, state_dir, json.loads(outputs_file.read_text()), stripe)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -107,6 +105,14 @@ def local_stack(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def local_stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_stripe_api: FakeStripe
+) -> Iterator[LocalStack]:
+    with running_local(tmp_path_factory.mktemp("local"), fake_stripe_api) as stack:
+        yield stack
 
 
 def get(stack: LocalStack, path: str) -> tuple[int, dict[str, Any]]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match
@@ -136,13 +137,13 @@ def test_unknown_stage_is_a_clear_error() -> None:
 def test_every_stage_synthesizes_nag_clean_and_cfn_lint_clean(stage: str) -> None:
     synth = synthesized(stage)  # an unacknowledged AwsSolutions finding raises inside synth
     result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", str(synth.template_path)],
+        [str(Path(sys.executable).parent / "cfn-lint"), str(synth.template_path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    errors = [line for line in result.stdout.splitlines() if line.startswith("E")]
-    assert errors == [], result.stdout
+    # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; 1 = it failed to run.
+    assert result.returncode & 3 == 0, result.stdout + result.stderr
 
 
 def test_acknowledged_findings_all_carry_a_reason(dev: Synthesized) -> None:

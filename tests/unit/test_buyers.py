@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +183,7 @@ def simulate(model: BuyerModel, buyers: int, seed: int) -> list[Rfm]:
 def test_the_fit_recovers_simulated_buyers_and_is_lifetimes_fit() -> None:
     truth = BuyerModel(**PARAMS)
     histories = simulate(truth, 4000, seed=11)
-    started = time.perf_counter()
     fitted = fit_buyer_model(histories, horizon_days=30, source="simulated")
-    assert time.perf_counter() - started < 5
     # What 4,000 buyers pin down well: the mean purchase rate and the mean chance of leaving.
     assert fitted.r / fitted.alpha == pytest.approx(truth.r / truth.alpha, rel=0.1)
     assert fitted.a / (fitted.a + fitted.b) == pytest.approx(truth.a / (truth.a + truth.b), rel=0.1)
@@ -382,9 +379,7 @@ def test_a_bad_model_file_is_a_clear_error(tmp_path: Path, write: Any, message: 
 
 # -- the CDNOW benchmark, small ------------------------------------------------------------------------------
 def test_cdnow_sample_ranks_future_buyers_like_the_bgnbd() -> None:
-    started = time.perf_counter()
-    result = cdnow.run(limit_customers=2000)
-    assert time.perf_counter() - started < 20  # about 3 s on an idle machine
+    result = cdnow.run(limit_customers=2000)  # speed is judged in `make bench`, not here
     assert result["customers"] == 2000
     assert result["stripe_event_type"] in ("payment_intent.succeeded", "charge.succeeded")
     ours, reference = result["ours"], result["bgnbd_lifetimes"]

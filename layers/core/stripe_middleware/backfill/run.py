@@ -228,7 +228,7 @@ def backfilled_detail(stored: StoredObject, run_id: str) -> dict[str, Any]:
         "object_id": stored.object_id,
         "account": stored.account,
         "livemode": stored.livemode,
-        "normalized": stored.model_dump(mode="json", exclude={"object", "order_key"}),
+        "normalized": stored.model_dump(mode="json", exclude={"object"}),
         "object": stored.object,
         "flags": {"object_truncated": False},
     }

@@ -49,6 +49,18 @@ class StoredObject(BaseModel):
     event_created: str
     order_key: str
     object: dict[str, Any]
+    # billing (see processing/normalize.py; null where the object has no such field)
+    subscription_id: str | None = None  # a subscription's own id; an invoice's subscription
+    mrr_amount: int | None = None  # subscriptions: monthly recurring revenue, minor unit, any status
+    plan_interval: str | None = None  # subscriptions: the first item's month | year | week | day
+    quantity: int | None = None  # subscriptions: the sum of the items' quantities
+    cancel_at_period_end: bool | None = None
+    trial_end: str | None = None  # ISO 8601
+    canceled_at: str | None = None  # ISO 8601
+    amount_refunded: int | None = None  # charges
+    # The metadata keys revenue is attributed by, each always present (null when the object has none), so
+    # a consumer that reads fixed paths (the warehouse's bus rules) finds every one in every detail.
+    attribution: dict[str, str | None] = {}
 
 
 class PublishedFlags(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from stripe_middleware.processing.models import StoredObject, StripeEvent
@@ -9,6 +10,9 @@ from stripe_middleware.processing.ordering import is_deletion, order_key, snapsh
 from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.metadata_schema import MetadataSchema
+
+# The metadata keys revenue is attributed by (the warehouse's erp_id, crm_account_id, campaign, cost_center).
+ATTRIBUTION_KEYS = ("erp_id", "crm_account_id", "campaign", "cost_center")
 
 
 def object_identity(obj: dict[str, Any]) -> tuple[str, str]:
@@ -92,6 +96,7 @@ def _stored(
         None,
     )
     updated = obj.get("updated") if isinstance(obj.get("updated"), int) else None
+    is_subscription = object_type == "subscription"
     return StoredObject(
         object_type=object_type,
         object_id=object_id,
@@ -111,4 +116,155 @@ def _stored(
         event_created=iso(event_created) or "",
         order_key=order_key,
         object=obj,
+        subscription_id=object_id if is_subscription else subscription_of(obj),
+        mrr_amount=monthly_recurring_amount(obj, as_of=event_created) if is_subscription else None,
+        plan_interval=_plan_interval(obj) if is_subscription else None,
+        quantity=_total_quantity(obj) if is_subscription else None,
+        cancel_at_period_end=_flag(obj, "cancel_at_period_end"),
+        trial_end=_time(obj, "trial_end"),
+        canceled_at=_time(obj, "canceled_at"),
+        amount_refunded=_integer(obj, "amount_refunded"),
+        attribution={key: metadata.get(key) or None for key in ATTRIBUTION_KEYS},
     )
+
+
+def subscription_of(obj: dict[str, Any]) -> str | None:
+    """The subscription an object belongs to: `subscription` (expandable), or on invoices of current API
+    versions `parent.subscription_details.subscription`."""
+    own = expandable_id(obj.get("subscription"))
+    if own:
+        return own
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, dict) else None
+    return expandable_id(details.get("subscription")) if isinstance(details, dict) else None
+
+
+# An amount billed every `interval_count` intervals is `amount * _PER_MONTH[interval] / interval_count` a
+# month: a year is 12 months, a week 12/52 of a month (52 weeks a year), a day 12/365.
+_PER_MONTH = {
+    "month": Fraction(1),
+    "year": Fraction(1, 12),
+    "week": Fraction(52, 12),
+    "day": Fraction(365, 12),
+}
+
+
+def monthly_recurring_amount(subscription: dict[str, Any], *, as_of: int | None = None) -> int | None:
+    """A subscription's MRR in the currency's minor unit, whatever its status (the analytics views decide
+    which statuses count): the sum over its licensed recurring items of `unit_amount * quantity`, each
+    brought to a month (a year is 12 months, a week 52/12 of a month, a day 365/12; divided by the
+    interval count), less the discounts, rounded to the nearest unit. Metered items (`usage_type`
+    metered) and prices without a `unit_amount` (tiered) are left out. Discounts: each coupon's
+    `percent_off`, and `amount_off` (taken off every invoice) spread to the month of the billing
+    interval, first those of the item, then the subscription's; `once` coupons, coupons in another
+    currency, discounts that ended before `as_of`, and discounts the event carries only as an id
+    (not expanded) are not applied. None when the subscription has no items list."""
+    data = _items(subscription)
+    if data is None:
+        return None
+    currency = subscription.get("currency")
+    total = Fraction(0)
+    per_month: Fraction | None = None  # the months of the first licensed item's interval
+    for item in data:
+        monthly = _item_monthly_amount(item)
+        if monthly is None:
+            continue
+        amount, months = monthly
+        per_month = per_month if per_month is not None else months
+        total += _discounted(amount, item.get("discounts"), months, currency, as_of)
+    discounts = [*_listed(subscription.get("discounts")), *_listed(subscription.get("discount"))]
+    total = _discounted(total, discounts, per_month or Fraction(1), currency, as_of)
+    return int(total + Fraction(1, 2)) if total > 0 else 0  # half up; amounts are never negative
+
+
+def _item_monthly_amount(item: Any) -> tuple[Fraction, Fraction] | None:
+    """(monthly amount, the share of a month one invoice covers) of a licensed recurring item."""
+    price, recurring = _price(item)
+    interval, count = recurring.get("interval"), recurring.get("interval_count") or 1
+    if recurring.get("usage_type", "licensed") != "licensed" or interval not in _PER_MONTH:
+        return None
+    unit_amount = price.get("unit_amount", price.get("amount"))  # a legacy plan's is `amount`
+    if isinstance(unit_amount, bool) or not isinstance(unit_amount, int) or not isinstance(count, int):
+        return None
+    quantity = _integer(item, "quantity") if isinstance(item, dict) else None
+    months = _PER_MONTH[interval] / max(count, 1)
+    return Fraction(unit_amount * (1 if quantity is None else quantity)) * months, months
+
+
+def _items(subscription: dict[str, Any]) -> list[Any] | None:
+    items = subscription.get("items")
+    data = items.get("data") if isinstance(items, dict) else None
+    return data if isinstance(data, list) else None
+
+
+def _price(item: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(price, its `recurring`) of a subscription item; a legacy plan is both; empty when neither."""
+    if not isinstance(item, dict):
+        return {}, {}
+    price = item.get("price") if isinstance(item.get("price"), dict) else item.get("plan")
+    if not isinstance(price, dict):
+        return {}, {}
+    recurring = price.get("recurring")
+    return price, recurring if isinstance(recurring, dict) else price
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+
+
+def _discounted(
+    amount: Fraction, discounts: Any, months: Fraction, currency: Any, as_of: int | None
+) -> Fraction:
+    for discount in _listed(discounts):
+        coupon = _coupon(discount)
+        if coupon is None or coupon.get("duration") == "once":
+            continue
+        end = discount.get("end")
+        if isinstance(end, int) and as_of is not None and end <= as_of:
+            continue
+        percent_off, amount_off = coupon.get("percent_off"), coupon.get("amount_off")
+        if isinstance(percent_off, int | float) and not isinstance(percent_off, bool):
+            amount -= amount * Fraction(str(percent_off)) / 100
+        elif isinstance(amount_off, int) and coupon.get("currency") in (None, currency):
+            amount -= amount_off * months
+        amount = max(amount, Fraction(0))
+    return amount
+
+
+def _coupon(discount: Any) -> dict[str, Any] | None:
+    """The expanded coupon of a discount: `coupon`, or `source.coupon` in current API versions."""
+    if not isinstance(discount, dict):
+        return None  # a discount id: its coupon is not in the event
+    source = discount.get("source")
+    coupon = discount.get("coupon")
+    if coupon is None and isinstance(source, dict):
+        coupon = source.get("coupon")
+    return coupon if isinstance(coupon, dict) else None
+
+
+def _plan_interval(subscription: dict[str, Any]) -> str | None:
+    data = _items(subscription)
+    interval = _price(data[0])[1].get("interval") if data else None
+    return interval if isinstance(interval, str) else None
+
+
+def _total_quantity(subscription: dict[str, Any]) -> int | None:
+    data = _items(subscription)
+    if data is None:
+        return None
+    return sum(q for item in data if isinstance(item, dict) and (q := _integer(item, "quantity")) is not None)
+
+
+def _integer(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flag(obj: dict[str, Any], key: str) -> bool | None:
+    value = obj.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _time(obj: dict[str, Any], key: str) -> str | None:
+    value = _integer(obj, key)
+    return iso(value) if value is not None else None

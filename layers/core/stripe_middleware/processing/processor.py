@@ -56,7 +56,7 @@ def parse_message(body: str) -> StripeEvent:
 def build_detail(
     event: StripeEvent, stored: StoredObject, *, stale: bool, redelivered: bool
 ) -> dict[str, Any]:
-    normalized = stored.model_dump(exclude={"object", "order_key"})
+    normalized = stored.model_dump(exclude={"object"})  # order_key too: the warehouse keeps the latest by it
     detail = PublishedDetail(
         id=event.id,
         type=event.type,

@@ -1,0 +1,31 @@
+"""The warehouse export's cost model: the total is its lines, and more events cost more a month."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cost import export_per_million
+
+
+def test_the_export_total_is_the_sum_of_its_lines_and_grows_with_volume() -> None:
+    small, large = export_per_million(), export_per_million(events_per_month=50_000_000)
+    for priced in (small, large):
+        lines = priced["lines_usd_per_million_events"]
+        assert priced["total_usd_per_million_events"] == pytest.approx(sum(lines.values()), abs=1e-3)
+        assert all(value >= 0 for value in lines.values())
+        millions = priced["assumptions"]["events_per_month"] / 1e6
+        assert priced["writing_usd_per_million_events"] + priced["querying_usd_per_month"] / millions == (
+            pytest.approx(priced["total_usd_per_million_events"], abs=1e-2)
+        )
+    assert large["total_usd_per_month"] > small["total_usd_per_month"] > 0
+    # Per-GB lines scale with the events; files per partition and interval do not, so they thin out.
+    assert large["lines_usd_per_million_events"]["firehose_ingestion"] == pytest.approx(
+        small["lines_usd_per_million_events"]["firehose_ingestion"]
+    )
+    assert large["objects_per_month"] == small["objects_per_month"]
+    # A row is billed as 5 KB however small: a 1 KB and a 5 KB row cost the same to ingest.
+    assert (
+        export_per_million(row_json_bytes=1_000)["lines_usd_per_million_events"]["firehose_ingestion"]
+        == export_per_million(row_json_bytes=5_120)["lines_usd_per_million_events"]["firehose_ingestion"]
+        < export_per_million(row_json_bytes=5_121)["lines_usd_per_million_events"]["firehose_ingestion"]
+    )
