@@ -345,6 +345,7 @@ def test_one_view_per_file_in_order_each_reading_only_records_and_earlier_views(
         "cohort_retention",
         "clv",
         "revenue_at_risk",
+        "anomalies_at_risk",
     )
     assert [path.name[:2] for path in VIEWS] == [f"{n:02d}" for n in range(1, len(VIEWS) + 1)]
     for index, path in enumerate(VIEWS):
@@ -672,6 +673,14 @@ def test_clv_falls_back_to_the_earliest_subscription_campaign() -> None:
 
 
 # -- revenue at risk --------------------------------------------------------------------------------------
+def test_anomalies_at_risk_is_the_mrr_behind_open_anomalies(db: duckdb.DuckDBPyConnection) -> None:
+    # A's card_testing anomaly (May 4, within 90 days of the last data) puts A's 4,500 behind it; churn-risk
+    # signals are not anomalies.
+    assert select(db, "SELECT * FROM anomalies_at_risk ORDER BY currency, kind") == [
+        ("usd", "card_testing", 1, 4500)
+    ]
+
+
 def test_revenue_at_risk_from_the_latest_churn_risk_level(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM revenue_at_risk ORDER BY currency, level") == [
         ("eur", "high", 1, 1800),  # F
