@@ -424,6 +424,23 @@ def test_a_charge_ten_times_the_usual_is_an_outlier() -> None:
     assert signal["evidence"]["object_ids"] == sorted(["ch_big", *(f"ch_big{n}" for n in range(6))])
 
 
+def test_a_charge_of_a_subscription_invoice_is_no_outlier_after_an_upgrade() -> None:
+    upgrade = stripe_detail(
+        "invoice.paid",
+        T0 + 6 * 7 * DAY - 60,
+        id="in_upgrade",
+        customer="cus_big",
+        amount_due=20_000,
+        currency="usd",
+        status="paid",
+        subscription="sub_big",
+    )
+    *usual, last = outlier_stream(20_000)  # in event order: the invoice comes before its charge
+    assert signals_of([*usual, upgrade, last], "amount_outlier") == []
+    one_off = {**upgrade[1], "object": {**upgrade[1]["object"], "amount_due": 9_900}}
+    assert len(signals_of([*usual, (upgrade[0], one_off), last], "amount_outlier")) == 1
+
+
 @pytest.mark.parametrize(
     ("stream", "expected"),
     [

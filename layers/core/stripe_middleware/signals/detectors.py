@@ -37,6 +37,7 @@ from stripe_middleware.signals.facts import (
     CHARGE,
     CUSTOMER,
     DISPUTE,
+    INVOICE,
     PROFILE,
     REFUND,
     TRIAL,
@@ -566,8 +567,13 @@ def amount_outlier(subject: str, facts: list[Fact], rule: AmountOutlier) -> list
     its currency, counted in spreads (the median absolute deviation, scaled to a standard deviation)."""
     charges = _succeeded_charges(facts)
     times = [c.created for c in charges]
+    # What a subscription bills is set by its plan: a charge of a subscription invoice's amount (after an
+    # upgrade, say) is no anomaly of the customer's.
+    billed = {(f.amount, f.currency) for f in facts if f.kind == INVOICE and f.subscription}
     found = []
     for index, charge in enumerate(charges):
+        if (charge.amount, charge.currency) in billed:
+            continue
         start = bisect_right(times, charge.created - rule.lookback_days * DAY - 1)
         history = [c for c in charges[start:index] if c.currency == charge.currency][-MAX_HISTORY:]
         if len(history) < rule.min_history:
