@@ -7,6 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from infra.constructs.warehouse import BUFFER_MIB, BUFFER_SECONDS
+from stripe_middleware_dev.analytics import VIEWS
+
 PRICES = json.loads((Path(__file__).parent / "prices.json").read_text())
 # Latencies the in-process measurements cannot see (answered locally here), stated, not measured:
 SQS_SEND_MS = 15.0  # ingest's SendMessage round trip
@@ -100,8 +103,8 @@ def signals_per_million(signals: dict[str, Any]) -> dict[str, Any]:
 GIB = 1024**3
 TIB = 1024**4
 SECONDS_PER_MONTH = 30 * 86_400
-FIREHOSE_BUFFER_SECONDS = 900  # as configured in infra/constructs/warehouse.py
-FIREHOSE_BUFFER_BYTES = 128 * 1024**2
+FIREHOSE_BUFFER_SECONDS = BUFFER_SECONDS  # the stack's, so the model cannot drift from what is deployed
+FIREHOSE_BUFFER_BYTES = BUFFER_MIB * 1024**2
 
 
 def export_per_million(
@@ -114,7 +117,7 @@ def export_per_million(
     jq_ms_per_row: float = 0.05,
     glue_requests_per_object: float = 1.0,
     warehouse_months: float = 12.0,
-    saved_queries: int = 10,
+    saved_queries: int = len(VIEWS),  # one saved query per analytics view
     query_runs_per_month: float = 30.0,
     table_scans_per_query: float = 2.0,
     gets_per_file_scan: float = 1.0,  # a small file's tail read holds its footer and its data

@@ -17,6 +17,8 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from stripe_middleware_dev.analytics import VIEW_NAMES
+
 FORMATS = ("table", "csv", "json")
 
 
@@ -26,8 +28,7 @@ def register(commands: Any) -> None:
         help="run SQL on the local warehouse (DuckDB): the records table and the analytics views",
         description=(
             "Run one SQL statement on the local warehouse: the `records` table and the analytics views "
-            "(events_deduped, objects_latest, subscription_months, mrr_movements, mrr_summary, "
-            "revenue_by_metadata, cohort_retention, clv, revenue_at_risk)."
+            f"({', '.join(VIEW_NAMES)})."
         ),
     )
     query.add_argument("sql", help='e.g. "select * from mrr_movements order by month"')

@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.python_function import PythonFunction
+from stripe_middleware.adapters.dynamodb.table import SIGNAL_PARTITIONS
 from stripe_middleware.shared.contract import SOURCE, DetailType
 
 TIMEOUT = Duration.seconds(60)
@@ -72,11 +73,19 @@ class Signals(Construct):
                 report_batch_item_failures=True,
             )
         )
-        # Exactly the calls the signal state makes, on the table only (its reads are by key).
+        # Exactly the calls the signal state makes, on the table only (it reads no index), and only on its
+        # own items: the table also holds objects, de-duplication records and commands.
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",  # a churned customer's churn-risk record
+                    "dynamodb:Query",
+                    "dynamodb:BatchGetItem",
+                ],
                 resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(SIGNAL_PARTITIONS)}},
             )
         )
         bus.grant_put_events_to(self.function)

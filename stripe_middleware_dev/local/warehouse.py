@@ -35,6 +35,7 @@ RULE_PREFIX = "LocalWarehouse-"
 UNKNOWN_DATE = "unknown"  # a row without an event time (none of the middleware's publishers sends one)
 VISIBILITY_TIMEOUT_SECONDS = 60  # far longer than a batch stays unwritten (FLUSH_SECONDS)
 FLUSH_SECONDS = 2.0
+DRAIN_SECONDS = 5.0  # on stop, well within `LocalWarehouse.close`'s wait, before the emulator goes
 MAX_BATCH_ROWS = 1000
 
 
@@ -176,17 +177,23 @@ class LocalWarehouse:
         with self._lock:
             return self._flush()
 
-    def drain(self, max_polls: int = 1000) -> int:
-        """Poll until the queue answers empty, then write what is pending; the number of rows written."""
+    def drain(self, max_polls: int = 1000, *, seconds: float | None = None) -> int:
+        """Poll until the queue answers empty (at most `max_polls` times, for at most `seconds`), then write
+        what is pending; the number of rows written."""
         before = self.rows_written
+        deadline = None if seconds is None else time.monotonic() + seconds
         for _ in range(max_polls):
             if self.poll_once(wait_seconds=0) == 0:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                self._say(f"warehouse: messages still queued after {seconds:g} s of draining are not written")
                 break
         self.flush()
         return self.rows_written - before
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set, then write what is pending (`close` waits for it)."""
+    def run(self, stop: threading.Event, *, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Poll until `stop` is set, then drain the queue for at most `drain_seconds`: what is pending and
+        what is still queued is written (`close` waits for it), since the queue ends with the emulator."""
         try:
             while not stop.is_set():
                 try:
@@ -197,7 +204,7 @@ class LocalWarehouse:
                     self._say(f"warehouse error: {error}")
                     time.sleep(0.5)
             try:
-                self.flush()
+                self.drain(seconds=drain_seconds)
             except Exception as error:  # the emulator is gone: its queue (and messages) with it
                 self._say(f"warehouse: last batch not written: {error}")
         finally:

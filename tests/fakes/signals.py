@@ -57,6 +57,10 @@ class InMemorySignalState:
         self._check("put_churn_risk")
         self.churn[customer_subject] = detail
 
+    def clear_churn_risk(self, customer_subject: str) -> None:
+        self._check("clear_churn_risk")
+        self.churn.pop(customer_subject, None)
+
     def subjects(self) -> list[str]:
         """Every subject that has facts (for assertions)."""
         return sorted(self.kept)

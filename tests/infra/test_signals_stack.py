@@ -62,10 +62,14 @@ def test_the_signals_function_has_exactly_the_calls_it_makes(dev: Synthesized) -
     assert set(table_statement["Action"]) == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
         "dynamodb:Query",
         "dynamodb:BatchGetItem",
     }
-    assert "/index/" not in str(table_statement["Resource"])  # its reads are by key, never an index
+    assert "/index/" not in str(table_statement["Resource"])  # it reads no index
+    assert table_statement["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SIG#*", "SIGNAL#*"]}
+    }  # only its own items of the shared table
     [put_events] = [s for s in statements if s["Action"] == "events:PutEvents"]
     assert put_events["Resource"] != "*"
     others = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

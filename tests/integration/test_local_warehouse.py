@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +25,7 @@ from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.publishing import Publication
 from stripe_middleware_dev.local.warehouse import LocalWarehouse, ParquetWriter, warehouse_connection
+from stripe_middleware_dev.query import register as register_query
 from stripe_middleware_dev.query import run_query_command
 from tests.unit.test_rows import (
     anomaly,
@@ -190,6 +193,40 @@ def test_local_mode_polls_until_stopped_and_writes_its_last_batch(bus: Bus) -> N
     assert len(bus.records()) == 5
 
 
+def test_local_mode_drains_what_is_still_queued_when_it_stops(bus: Bus) -> None:
+    warehouse = bus.warehouse()
+    bus.publish(*every_kind())
+    assert bus.waiting(warehouse, received_too=False) == 5  # on the queue, not received yet
+    stop = threading.Event()
+    stop.set()  # stopped before it polled: the queue ends with the emulator, so run must empty it
+    warehouse.run(stop)
+    warehouse.close()
+    assert len(bus.records()) == 5 and bus.waiting(warehouse) == 0
+
+
+def test_draining_on_stop_is_bounded_in_time(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    warehouse = LocalWarehouse.start(
+        bus.sqs, bus.events, bus_name=BUS, state_dir=bus.state_dir, wait_seconds=0, console=sys.stdout
+    )
+    bus.publish(*every_kind())
+    polls = 0
+
+    def never_empty(wait_seconds: int | None = None) -> int:
+        nonlocal polls
+        polls += 1
+        time.sleep(0.01)
+        return 1  # a queue that is filled as fast as it is read
+
+    warehouse.poll_once = never_empty  # type: ignore[method-assign]
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    warehouse.run(stop, drain_seconds=0.2)
+    assert time.monotonic() - started < 2 and polls > 1
+    assert "still queued after 0.2 s" in capsys.readouterr().out
+    warehouse.writer.close()
+
+
 def test_an_empty_warehouse_is_an_empty_typed_table(bus: Bus) -> None:
     assert bus.records() == []
     connection = warehouse_connection(bus.state_dir)
@@ -227,6 +264,20 @@ def test_the_query_command_prints_a_table_csv_and_json(bus: Bus, capsys: pytest.
     bad = argparse.Namespace(sql="select nope from records", format="table", state_dir=bus.state_dir)
     assert run_query_command(bad) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_query_help_lists_the_views_the_warehouse_has(bus: Bus) -> None:
+    commands = argparse.ArgumentParser(prog="stripe-middleware").add_subparsers()
+    register_query(commands)
+    help_text = " ".join(commands.choices["query"].format_help().split())
+    listed = re.search(r"analytics views \((?P<views>[^)]*)\)", help_text)
+    assert listed is not None, help_text
+    connection = warehouse_connection(bus.state_dir)
+    sql = "select view_name from duckdb_views() where not internal and view_name <> 'records'"
+    views = {name for (name,) in connection.execute(sql).fetchall()}
+    connection.close()
+    assert set(listed["views"].split(", ")) == views
+    assert {"customer_mrr_months", "anomalies_at_risk"} <= views  # the views the hand-written list missed
 
 
 def test_an_unknown_stripe_event_type_is_an_event_row(bus: Bus) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ from stripe_middleware.shared.errors import StoreUnavailableError
 from tests.infra.conftest import synthesized
 from tests.integration.conftest import LambdaContext, ProcessorStack
 
-T0 = 1_764_000_000  # 2025-11-24T16:00:00Z
+T0 = (int(time.time()) // 86_400 - 3) * 86_400 + 16 * 3600  # 16:00 UTC three days ago: "open" anomalies
+SINCE = time.strftime("%Y-%m-%d", time.gmtime(T0 - 86_400))
 CARD = stripe_object("charge")["payment_method_details"]["card"]
 ANOMALY_SCHEMA = Draft4Validator(load_event("schemas/signal-anomaly.detail.schema.json"))
 
@@ -128,11 +130,11 @@ def test_a_duplicate_charge_is_published_stored_and_served_once(signals_stack: S
     )
     assert status == 200 and body["anomalies"] == [signal] and body["churn_risk"] == []
     status, page = signals_stack.read(
-        "/v1/signals", "/v1/signals", {}, {"kind": "duplicate_charge", "since": "2025-11-01"}
+        "/v1/signals", "/v1/signals", {}, {"kind": "duplicate_charge", "since": SINCE}
     )
     assert status == 200 and page == {"signals": [signal], "next": None}
     status, page = signals_stack.read(
-        "/v1/signals", "/v1/signals", {}, {"kind": "card_testing", "since": "2025-11-01"}
+        "/v1/signals", "/v1/signals", {}, {"kind": "card_testing", "since": SINCE}
     )
     assert page["signals"] == []
 
@@ -169,7 +171,7 @@ def test_pages_of_signals_follow_each_other_without_gaps(signals_stack: SignalsS
     assert len(expected) == 8
     pages, cursor = [], None
     while True:
-        query = {"since": "2025-11-24", "limit": "3", **({"cursor": cursor} if cursor else {})}
+        query = {"since": SINCE, "limit": "3", **({"cursor": cursor} if cursor else {})}
         status, page = signals_stack.read("/v1/signals", "/v1/signals", {}, query)
         assert status == 200
         pages.append(page["signals"])
@@ -185,6 +187,8 @@ def test_pages_of_signals_follow_each_other_without_gaps(signals_stack: SignalsS
         ({"level": "severe"}, "invalid_level"),
         ({"kind": "Card Testing"}, "invalid_kind"),
         ({"since": "yesterday"}, "invalid_since"),
+        ({"since": "0001-01-01"}, "invalid_since"),  # each month back is a query: at most two years
+        ({"since": "0001-01-01T00:00:00+01:00"}, "invalid_since"),
         ({"limit": "500"}, "invalid_limit"),
         ({"cursor": "bm90IGEgY3Vyc29y"}, "invalid_cursor"),
         ({"account": "cus_1"}, "invalid_account"),
@@ -253,3 +257,15 @@ def test_the_fact_state_keeps_the_newest_version_whatever_the_order(processor_st
     [kept] = [f for f in store.facts(subject) if f.kind == "charge"]
     assert kept.version == T0 + 120 and not kept.failed
     assert store.facts(subject, since=T0 + 1) == []  # read from a time on: the charge was created at T0
+
+
+def test_an_anomaly_raised_long_ago_is_published_but_no_longer_open(signals_stack: SignalsStack) -> None:
+    old = T0 - 200 * 86_400
+    signals_stack.route(charge("ch_a", old, customer="cus_old"), charge("ch_b", old + 60, customer="cus_old"))
+    signals_stack.processor.published()
+    assert signals_stack.consume(signals_stack.queued()) == []
+    assert [s["kind"] for s in signals_stack.signals()] == ["duplicate_charge"]
+    status, body = signals_stack.read(
+        "/v1/customers/cus_old/signals", "/v1/customers/{customer_id}/signals", {"customer_id": "cus_old"}
+    )
+    assert status == 200 and body["anomalies"] == []  # open: raised within 90 days of event time

@@ -711,9 +711,12 @@ def test_one_off_buyers_and_ended_subscriptions_publish_no_churn_risk() -> None:
     assert harness.published == []
     harness.deliver(*cancelling("cus_1"))
     harness.deliver(
-        subscription(T0 + 30 * DAY, event_type="customer.subscription.deleted", status="canceled")
+        subscription(
+            T0 + 30 * DAY, sub="sub_cus_1", event_type="customer.subscription.deleted", status="canceled"
+        )
     )
     assert harness.levels() == ["low", "high"]  # the deletion itself is the news
+    assert harness.recorded() == {}  # and the read API no longer calls the churned customer "high"
 
 
 def test_the_published_detail_has_the_contract_shape() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.cost import export_per_million
+from infra.constructs.warehouse import BUFFER_MIB, BUFFER_SECONDS
+from stripe_middleware_dev.analytics import athena_statements
 
 
 def test_the_export_total_is_the_sum_of_its_lines_and_grows_with_volume() -> None:
@@ -29,3 +31,15 @@ def test_the_export_total_is_the_sum_of_its_lines_and_grows_with_volume() -> Non
         == export_per_million(row_json_bytes=5_120)["lines_usd_per_million_events"]["firehose_ingestion"]
         < export_per_million(row_json_bytes=5_121)["lines_usd_per_million_events"]["firehose_ingestion"]
     )
+
+
+def test_the_defaults_are_the_deployed_buffer_and_one_saved_query_per_view() -> None:
+    priced = export_per_million()
+    assert priced["assumptions"]["saved_queries"] == len(athena_statements())  # the stack's named queries
+    assert priced["assumptions"]["buffer_seconds"] == BUFFER_SECONDS
+    # At low volume every active partition closes a file at each buffer interval of the stack's.
+    intervals = 30 * 86_400 / BUFFER_SECONDS
+    assert priced["objects_per_month"] == round(priced["assumptions"]["active_partitions"] * intervals)
+    # At high volume a file closes at each buffer size of the stack's (BUFFER_MIB) instead.
+    huge = export_per_million(events_per_month=1e9, event_bytes_parquet=1_000.0)
+    assert huge["objects_per_month"] == round(1e9 * 1_000.0 / (BUFFER_MIB * 1024**2))

@@ -119,7 +119,9 @@ def item(
     fixture: dict[str, Any] = copy.deepcopy(stripe_object("subscription")["items"]["data"][0])
     recurring = {**fixture["price"]["recurring"], "interval": interval, "interval_count": count}
     recurring["usage_type"] = price.pop("usage_type", "licensed")
-    fixture["price"] |= {"unit_amount": unit_amount, "recurring": recurring, **price}
+    decimal = None if unit_amount is None else str(unit_amount)  # Stripe sends both, or neither when tiered
+    fixture["price"] |= {"unit_amount": unit_amount, "unit_amount_decimal": decimal, "recurring": recurring}
+    fixture["price"] |= price
     fixture["quantity"] = quantity
     if quantity is None:
         del fixture["quantity"]
@@ -196,16 +198,42 @@ def test_an_items_own_discount_applies_to_that_item_only() -> None:
     assert subscription(discounted, item(1000)).mrr_amount == 2000
 
 
-def test_metered_and_tiered_items_are_excluded_and_several_items_add_up() -> None:
+def test_metered_items_are_excluded_and_several_items_add_up() -> None:
     stored = subscription(
         item(2000, quantity=2),
         item(50, usage_type="metered", quantity=None),
-        item(None, billing_scheme="tiered", quantity=4),  # no unit_amount: not computable from the event
-        item(12_000, "year", quantity=1),
+        item(12_000, "year", quantity=4),
     )
-    assert stored.mrr_amount == 4000 + 1000
-    assert stored.quantity == 2 + 4 + 1  # the items' quantities (metered items carry none)
+    assert stored.mrr_amount == 4000 + 4000
+    assert stored.quantity == 2 + 4  # the items' quantities (metered items carry none)
     assert stored.plan_interval == "month"  # the first item's
+
+
+def test_a_sub_cent_unit_amount_decimal_counts() -> None:
+    seats = item(None, unit_amount_decimal="0.5", quantity=1000)  # unit_amount is null below a cent
+    assert subscription(seats).mrr_amount == 500
+    assert subscription(item(None, unit_amount_decimal="0.5", quantity=3)).mrr_amount == 2  # 1.5 half up
+    assert subscription(item(2000), item(None, unit_amount_decimal="12.25", quantity=2)).mrr_amount == 2025
+    weekly = item(None, "week", unit_amount_decimal="0.75", quantity=100)  # 75 * 52 / 12 = 325
+    assert subscription(weekly).mrr_amount == 325
+
+
+def test_a_legacy_plans_amount_decimal_counts() -> None:
+    legacy = item(None, quantity=1000)
+    del legacy["price"]  # an item of an old API version: only the plan, with amount and amount_decimal
+    legacy["plan"] = stripe_object("plan", amount=None, amount_decimal="0.25")
+    assert subscription(legacy).mrr_amount == 250
+    legacy["plan"] = stripe_object("plan", interval="year")  # 2000 a year
+    assert subscription(legacy).mrr_amount == 166_667  # 2000 * 1000 / 12 = 166666.67
+
+
+def test_a_licensed_tiered_price_makes_the_mrr_unknown_not_zero() -> None:
+    tiered = item(None, billing_scheme="tiered", tiers_mode="volume", quantity=4)
+    assert subscription(tiered).mrr_amount is None
+    assert subscription(item(2000), tiered).mrr_amount is None  # a part unknown: the sum is unknown
+    assert subscription(item(2000), tiered).quantity == 5
+    metered_tiered = item(None, billing_scheme="tiered", usage_type="metered", quantity=None)
+    assert subscription(item(2000), metered_tiered).mrr_amount == 2000  # usage: never MRR
 
 
 def test_mrr_does_not_depend_on_status() -> None:

@@ -515,7 +515,8 @@ def test_every_published_detail_has_the_contract_shape() -> None:
         assert s["signal_id"].startswith("sig_") and 0 <= s["score"] <= 1
         assert s["level"] == ("high" if s["score"] >= 0.75 else "medium" if s["score"] >= 0.5 else "low")
         assert s["reasons"] and all(set(r) == {"feature", "value", "threshold", "text"} for r in s["reasons"])
-        assert set(s["evidence"]) == {"event_ids", "object_ids"}
+        assert set(s["evidence"]) == {"event_ids", "object_ids", "facts"}
+        assert s["evidence"]["facts"] >= len(s["evidence"]["object_ids"])
         assert set(s["evidence"]["event_ids"]) <= {d["id"] for _, d in stream}
         assert s["as_of"] == iso(max(event_time[o] for o in s["evidence"]["object_ids"]))
         assert s["as_of"].endswith("Z") and s["livemode"] is False and s["account"] is None
@@ -548,3 +549,61 @@ def test_an_account_is_read_from_its_detectors_lookback_on_and_a_customer_whole(
     assert ("account", T0 - lookback) in reads and ("customer", None) in reads
     account = next(s for s in harness.state.subjects() if s.endswith("/account"))
     assert {f.object_id for f in harness.state.facts(account, since=T0 - lookback)} == {"ch_new"}
+
+
+def test_a_message_that_breaks_detection_fails_alone() -> None:
+    import json
+
+    from stripe_middleware.signals.consume import Message, consume
+    from stripe_middleware.signals.detect import Detection
+
+    def detect_or_break(detail_type: str, detail: dict[str, Any]) -> Detection:
+        if detail["id"] == "evt_bug":
+            raise ValueError("year 10000 is out of range")
+        return Detection(facts=1)
+
+    bodies = [
+        {"detail-type": "charge.succeeded", "detail": {"id": i, "created": T0}} for i in ("evt_ok", "evt_bug")
+    ]
+    outcome = consume([Message(f"m{n}", json.dumps(b)) for n, b in enumerate(bodies)], detect_or_break)
+    assert [c.event_id for c in outcome.consumed] == ["evt_ok"]
+    assert list(outcome.errors) == ["m1"] and "ValueError" in outcome.errors["m1"]
+
+
+def test_a_finding_behind_thousands_of_facts_publishes_a_detail_that_fits_eventbridge() -> None:
+    import json
+
+    from stripe_middleware.signals.ports import MAX_EVIDENCE, Reason
+
+    facts = [f for n in range(3000) for f in facts_of(*charge(f"ch_b{n:04d}", T0 + n, failed=True))]
+    anomaly = Anomaly(
+        signal_id="sig_" + "0" * 24,
+        kind="card_testing",
+        subject="test/platform/account",
+        account=None,
+        livemode=False,
+        customer_id=None,
+        score=1.0,
+        reasons=(Reason("failed_charges", 3000, 5, "3000 failed charges"),),
+        evidence=tuple(facts),
+        model_version="card_testing@00000000",
+    )
+    detail = anomaly.detail()
+    ANOMALY_SCHEMA.validate(detail)
+    assert detail["evidence"]["facts"] == 3000
+    assert detail["evidence"]["object_ids"] == [f"ch_b{n:04d}" for n in range(3000 - MAX_EVIDENCE, 3000)]
+    assert len(json.dumps(detail)) < 10_000  # EventBridge takes 256 KB, a DynamoDB item 400 KB
+
+
+def test_a_window_whose_baseline_fell_out_of_the_read_is_not_judged_again() -> None:
+    """Review finding: read from a lookback on, an old window's cut-short baseline looked like a spike weeks
+    later. A day at 1.4 times its baseline raises nothing, then or when in-order traffic goes on."""
+    stream, n = [], 0
+    for day in range(15):
+        for k in range(30):  # 6 of 30 charges fail on days 0-9 and on day 14 (no failures on days 10-13)
+            failing = (day < 10 or day == 14) and k >= 24
+            stream.append(charge(f"ch_{n}", T0 + day * DAY + k * 600, failed=failing, customer=None))
+            n += 1
+    later = [charge(f"ch_{n + i}", T0 + (15 + i) * DAY, customer=None) for i in range(70)]
+    harness = Harness()
+    assert [a.kind for a in harness.deliver(*stream, *later) if a.kind == "payment_failure_spike"] == []

@@ -167,7 +167,9 @@ COLUMNS: tuple[Column, ...] = (
     _normalized("created", TIMESTAMP, "the object's created"),
     _normalized("order_key", STRING, "the store's order key: the latest state of an object has the greatest"),
     _normalized(
-        "mrr_amount", BIGINT, "subscriptions: monthly recurring revenue in the minor unit (any status)"
+        "mrr_amount",
+        BIGINT,
+        "subscriptions: monthly recurring revenue, minor unit (any status; null: tiered)",
     ),
     _normalized("quantity", BIGINT, "subscriptions: the sum of the items' quantities"),
     _normalized("plan_interval", STRING, "subscriptions: month | year | week | day (the first item's)"),

@@ -51,7 +51,7 @@ class StoredObject(BaseModel):
     object: dict[str, Any]
     # billing (see processing/normalize.py; null where the object has no such field)
     subscription_id: str | None = None  # a subscription's own id; an invoice's subscription
-    mrr_amount: int | None = None  # subscriptions: monthly recurring revenue, minor unit, any status
+    mrr_amount: int | None = None  # subscriptions: monthly recurring revenue, minor unit (None: tiered)
     plan_interval: str | None = None  # subscriptions: the first item's month | year | week | day
     quantity: int | None = None  # subscriptions: the sum of the items' quantities
     cancel_at_period_end: bool | None = None

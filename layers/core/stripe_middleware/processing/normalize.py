@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
@@ -151,14 +152,18 @@ _PER_MONTH = {
 
 def monthly_recurring_amount(subscription: dict[str, Any], *, as_of: int | None = None) -> int | None:
     """A subscription's MRR in the currency's minor unit, whatever its status (the analytics views decide
-    which statuses count): the sum over its licensed recurring items of `unit_amount * quantity`, each
-    brought to a month (a year is 12 months, a week 52/12 of a month, a day 365/12; divided by the
-    interval count), less the discounts, rounded to the nearest unit. Metered items (`usage_type`
-    metered) and prices without a `unit_amount` (tiered) are left out. Discounts: each coupon's
-    `percent_off`, and `amount_off` (taken off every invoice) spread to the month of the billing
-    interval, first those of the item, then the subscription's; `once` coupons, coupons in another
-    currency, discounts that ended before `as_of`, and discounts the event carries only as an id
-    (not expanded) are not applied. None when the subscription has no items list."""
+    which statuses count): the sum over its licensed recurring items of `unit_amount * quantity` (the
+    price's `unit_amount_decimal` when `unit_amount` is null, e.g. 0.5 cent a seat), each brought to a
+    month (a year is 12 months, a week 52/12 of a month, a day 365/12; divided by the interval count),
+    less the discounts, rounded half up to a unit at the end. Metered items (`usage_type` metered) are
+    usage, not recurring revenue, and are left out. Discounts: each coupon's `percent_off`, and
+    `amount_off` (taken off every invoice) spread to the month of the billing interval, first those of
+    the item, then the subscription's; `once` coupons, coupons in another currency, discounts that ended
+    before `as_of`, and discounts the event carries only as an id (not expanded) are not applied.
+
+    None when the MRR is unknown: the subscription has no items list, or a licensed item's price has no
+    unit amount at all (`billing_scheme` tiered: the tiers are not in the event). Unknown is not 0: a
+    move to a tiered price is not churn."""
     data = _items(subscription)
     if data is None:
         return None
@@ -166,10 +171,15 @@ def monthly_recurring_amount(subscription: dict[str, Any], *, as_of: int | None 
     total = Fraction(0)
     per_month: Fraction | None = None  # the months of the first licensed item's interval
     for item in data:
-        monthly = _item_monthly_amount(item)
-        if monthly is None:
+        price, recurring = _price(item)
+        months = _licensed_months(recurring)
+        if months is None:
             continue
-        amount, months = monthly
+        unit_amount = _unit_amount(price)
+        if unit_amount is None:
+            return None
+        quantity = _integer(item, "quantity")
+        amount = unit_amount * (1 if quantity is None else quantity) * months
         per_month = per_month if per_month is not None else months
         total += _discounted(amount, item.get("discounts"), months, currency, as_of)
     discounts = [*_listed(subscription.get("discounts")), *_listed(subscription.get("discount"))]
@@ -177,18 +187,33 @@ def monthly_recurring_amount(subscription: dict[str, Any], *, as_of: int | None 
     return int(total + Fraction(1, 2)) if total > 0 else 0  # half up; amounts are never negative
 
 
-def _item_monthly_amount(item: Any) -> tuple[Fraction, Fraction] | None:
-    """(monthly amount, the share of a month one invoice covers) of a licensed recurring item."""
-    price, recurring = _price(item)
+def _licensed_months(recurring: dict[str, Any]) -> Fraction | None:
+    """The share of a month one invoice of a licensed recurring price covers; None for metered usage and
+    for what is not recurring."""
     interval, count = recurring.get("interval"), recurring.get("interval_count") or 1
     if recurring.get("usage_type", "licensed") != "licensed" or interval not in _PER_MONTH:
         return None
-    unit_amount = price.get("unit_amount", price.get("amount"))  # a legacy plan's is `amount`
-    if isinstance(unit_amount, bool) or not isinstance(unit_amount, int) or not isinstance(count, int):
+    if isinstance(count, bool) or not isinstance(count, int):
         return None
-    quantity = _integer(item, "quantity") if isinstance(item, dict) else None
-    months = _PER_MONTH[interval] / max(count, 1)
-    return Fraction(unit_amount * (1 if quantity is None else quantity)) * months, months
+    return _PER_MONTH[interval] / max(count, 1)
+
+
+def _unit_amount(price: dict[str, Any]) -> Fraction | None:
+    """The price of one unit in the minor unit: `unit_amount`, else `unit_amount_decimal` (a legacy plan's
+    are `amount` and `amount_decimal`); None for a tiered price, whose tiers the event does not carry."""
+    if price.get("billing_scheme") == "tiered":
+        return None
+    whole = price.get("unit_amount", price.get("amount"))
+    if isinstance(whole, int) and not isinstance(whole, bool):
+        return Fraction(whole)
+    decimal = price.get("unit_amount_decimal", price.get("amount_decimal"))
+    if not isinstance(decimal, str):
+        return None
+    try:
+        value = Decimal(decimal)
+    except InvalidOperation:
+        return None
+    return Fraction(value) if value.is_finite() else None
 
 
 def _items(subscription: dict[str, Any]) -> list[Any] | None:

@@ -24,6 +24,8 @@ SIGNAL_KIND = re.compile(r"^[a-z][a-z_]{0,39}$")
 LEVELS = ("low", "medium", "high")
 CHURN_RISK = "churn_risk"
 DEFAULT_SINCE_DAYS = 90
+OPEN_DAYS = 90  # an anomaly is open for 90 days of event time after it was raised
+MAX_SINCE_DAYS = 731  # how far back `since` may reach: each month is a query
 PAGE = (50, 100)  # default and largest `limit`
 
 
@@ -80,9 +82,11 @@ def customer_objects(store: ReadStore, customer_id: str, query: Mapping[str, str
     return {"customer_id": customer_id, "objects": objects}
 
 
-def customer_signals(reader: SignalReader, customer_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-    """The customer's current churn risk (with its reasons) and open anomalies (raised in the last 90 days,
-    the time an anomaly record is kept)."""
+def customer_signals(
+    reader: SignalReader, customer_id: str, query: Mapping[str, str], *, now: float | None = None
+) -> dict[str, Any]:
+    """The customer's current churn risk (with its reasons) and open anomalies (raised, in event time, in the
+    last 90 days)."""
     account, livemode = _filters(query)
     found = [
         detail
@@ -90,11 +94,12 @@ def customer_signals(reader: SignalReader, customer_id: str, query: Mapping[str,
         for detail in reader.customer_signals(_customer_id(customer_id), account=account, livemode=mode)
     ]
     churn = [d for d in found if d["kind"] == CHURN_RISK]
+    opened_since = iso((now if now is not None else time.time()) - OPEN_DAYS * 24 * 3600) or ""
     return {
         "customer_id": customer_id,
         "churn_risk": churn,  # one per mode the customer has (usually one)
         "anomalies": sorted(
-            (d for d in found if d["kind"] != CHURN_RISK),
+            (d for d in found if d["kind"] != CHURN_RISK and d["as_of"] >= opened_since),
             key=lambda d: (d["as_of"], d["signal_id"]),
             reverse=True,
         ),
@@ -148,13 +153,17 @@ def _since(raw: str | None, now: float) -> str:
         return iso(now - DEFAULT_SINCE_DAYS * 24 * 3600) or ""
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        since = moment.timestamp()
+        if since < now - MAX_SINCE_DAYS * 24 * 3600:
+            raise ValueError("too far back")
+        return iso(since) or ""
+    except (ValueError, OverflowError):
         raise RejectedError(
-            "invalid_since", "since must be an ISO 8601 date or time, e.g. 2026-01-31"
+            "invalid_since",
+            f"since must be an ISO 8601 date or time within the last {MAX_SINCE_DAYS} days, e.g. 2026-01-31",
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return iso(moment.timestamp()) or ""
 
 
 def _limit(raw: str | None) -> int:

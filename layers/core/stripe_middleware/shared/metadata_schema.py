@@ -78,10 +78,10 @@ class MetadataSchema(BaseModel):
         return self
 
     def normalize(self, object_type: str, metadata: Mapping[str, Any]) -> dict[str, str]:
-        """Apply the declared normalizations (trim, case) to the keys that have a rule."""
+        """Apply the declared normalizations (trim, case) to the keys that have a rule, whatever the object
+        type: a key means the same on every object (a charge's campaign is attributed with the payment
+        intent's), so its normalization does not depend on `objects`; only `check` does."""
         result = {str(k): "" if v is None else str(v) for k, v in metadata.items()}
-        if object_type not in self.objects:
-            return result
         steps: dict[str, Callable[[str], str]] = {"trim": str.strip, "lower": str.lower, "upper": str.upper}
         for key, rule in self.keys.items():
             if key in result:

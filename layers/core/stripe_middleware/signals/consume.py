@@ -1,9 +1,9 @@
 """A batch of queued bus events in, per-message outcomes out: what the signals Lambda runs.
 
 Each message is an EventBridge event (a published Stripe event or a backfilled object) as the bus rule
-delivered it to SQS. A message fails alone, so SQS redelivers just it: when a dependency was unavailable
-(the redelivery finishes the job, and detection is idempotent), or when it is not an event at all (after
-`maxReceiveCount` deliveries it waits in the dead-letter queue, nothing lost).
+delivered it to SQS. A message fails alone, whatever it raised, so SQS redelivers just it: when a dependency
+was unavailable (the redelivery finishes the job, and detection is idempotent), or when it is not an event at
+all or hit a bug (after `maxReceiveCount` deliveries it waits in the dead-letter queue, nothing lost).
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def consume(messages: Sequence[Message], detect: Detect) -> BatchOutcome:
             detection = detect(detail_type, detail)
         except UnavailableError as error:
             outcome.errors[message.message_id] = f"{error.code}: {error}"
+            continue
+        except Exception as error:  # a bug or an input we did not foresee: this message fails, not the batch
+            outcome.errors[message.message_id] = f"unexpected {type(error).__name__}: {error}"
             continue
         event_id = str(detail.get("id") or detail.get("run_id") or envelope.get("id"))
         created = detail.get("created")

@@ -57,7 +57,8 @@ def detect(
             touched.setdefault(subject, []).append(fact)
     for subject, kept in touched.items():
         state.add_facts(subject, kept)
-    since = min((f.created for f in facts), default=0) - config.account_lookback_seconds()
+    oldest = min((f.created for f in facts), default=0)
+    since = oldest - config.account_lookback_seconds()
 
     @cache  # each subject read once per detail, however many detectors look at it
     def read(subject: str) -> list[Fact]:
@@ -66,7 +67,7 @@ def detect(
     customers = [s for s in touched if subject_kind(s) == CUSTOMER]
     for subject in customers:  # a trial reaches the customer's cards
         touched |= {s: [] for f in read(subject) if (s := card_subject(f))}
-    found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, read, config)}
+    found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, read, config, oldest)}
     raised, failed = _publish_anomalies(found, state, publisher)
     changed = _churn_changes(customers, read, state, model)
     churn_risks, churn_failed = _publish_churn_risks(changed, state, publisher)
@@ -100,10 +101,11 @@ def _churn_changes(
         facts = read(subject)
         if not is_subscriber(facts):
             continue  # a one-off buyer: not the subscription model's to score (see signals/buyers.py)
-        risk = assess(subject, facts, model)
-        if risk is None:  # no live subscription
+        risk, last = assess(subject, facts, model), state.churn_risk(subject)
+        if risk is None:  # no live subscription: the customer churned (or has not started); no risk to keep
+            if last is not None:
+                state.clear_churn_risk(subject)
             continue
-        last = state.churn_risk(subject)
         if last is not None and (
             last.get("level") == risk.level or str(last.get("as_of")) > (iso(risk.as_of) or "")
         ):  # the same level, or a later assessment was published already (a concurrent delivery)

@@ -464,7 +464,9 @@ def _baseline_words(window: _Window, days: int, what: str) -> str:
     return f"{before} of the {window.baseline_charges} charges of the {days} days before {what}"
 
 
-def payment_failure_spike(subject: str, facts: list[Fact], rule: PaymentFailureSpike) -> list[Anomaly]:
+def payment_failure_spike(
+    subject: str, facts: list[Fact], rule: PaymentFailureSpike, judged_from: int | None = None
+) -> list[Anomaly]:
     """An account subject: the share of failed charges in a recent window against the days before it."""
     charges = _ordered([f for f in facts if f.kind == CHARGE])
     windows = _windows(
@@ -472,7 +474,9 @@ def payment_failure_spike(subject: str, facts: list[Fact], rule: PaymentFailureS
     )
     least = _Least(1, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio)
     found = []
-    for day, w in _worst_per_day([w for w in windows if w.spiking(least)]).items():
+    for day, w in _worst_per_day(
+        [w for w in windows if w.spiking(least) and _judged(w, judged_from)]
+    ).items():
         reasons = (
             Reason(
                 "failure_rate_percent",
@@ -512,7 +516,9 @@ def payment_failure_spike(subject: str, facts: list[Fact], rule: PaymentFailureS
     return found
 
 
-def dispute_spike(subject: str, facts: list[Fact], rule: DisputeSpike) -> list[Anomaly]:
+def dispute_spike(
+    subject: str, facts: list[Fact], rule: DisputeSpike, judged_from: int | None = None
+) -> list[Anomaly]:
     """An account subject: disputes opened per succeeded charge in a recent window against the days before."""
     charges = _succeeded_charges(facts)
     disputes = _ordered([f for f in facts if f.kind == DISPUTE])
@@ -521,7 +527,9 @@ def dispute_spike(subject: str, facts: list[Fact], rule: DisputeSpike) -> list[A
         rule.min_disputes, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio
     )
     found = []
-    for day, w in _worst_per_day([w for w in windows if w.spiking(least)]).items():
+    for day, w in _worst_per_day(
+        [w for w in windows if w.spiking(least) and _judged(w, judged_from)]
+    ).items():
         reasons = (
             Reason(
                 "disputes",
@@ -639,8 +647,17 @@ def _outlier_reasons(
     )
 
 
-def evaluate(subject: str, lookup: Lookup, config: SignalsConfig) -> list[Anomaly]:
-    """Every enabled detector that watches this kind of subject, on its facts."""
+def _judged(window: _Window, judged_from: int | None) -> bool:
+    """Only windows that end at or after the new facts are judged: an account is read from its lookback
+    before them on, so an earlier window's baseline may be cut short (and look like a spike)."""
+    return judged_from is None or window.end >= judged_from
+
+
+def evaluate(
+    subject: str, lookup: Lookup, config: SignalsConfig, judged_from: int | None = None
+) -> list[Anomaly]:
+    """Every enabled detector that watches this kind of subject, on its facts (rate windows ending at or after
+    `judged_from`, the oldest new fact, when the account was read from a lookback on)."""
     facts, rules, kind = lookup(subject), config.detectors, subject_kind(subject)
     found: list[Anomaly] = []
     if kind == CARD and rules.trial_abuse.enabled:
@@ -649,9 +666,9 @@ def evaluate(subject: str, lookup: Lookup, config: SignalsConfig) -> list[Anomal
         if rules.card_testing.enabled:
             found += card_testing(subject, facts, rules.card_testing)
         if rules.payment_failure_spike.enabled:
-            found += payment_failure_spike(subject, facts, rules.payment_failure_spike)
+            found += payment_failure_spike(subject, facts, rules.payment_failure_spike, judged_from)
         if rules.dispute_spike.enabled:
-            found += dispute_spike(subject, facts, rules.dispute_spike)
+            found += dispute_spike(subject, facts, rules.dispute_spike, judged_from)
     if kind == CUSTOMER:
         if rules.duplicate_charge.enabled:
             found += duplicate_charge(subject, facts, rules.duplicate_charge)

@@ -10,6 +10,7 @@ from stripe_middleware.shared.clock import iso
 from stripe_middleware.signals.facts import Fact
 
 LEVELS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+MAX_EVIDENCE = 50  # ids in a published detail, the newest first kept
 
 
 def level_of(score: float) -> str:
@@ -48,6 +49,16 @@ class Anomaly:
         """Event time: the newest fact behind the finding."""
         return max(f.created for f in self.evidence)
 
+    def evidence_ids(self) -> dict[str, Any]:
+        """The events and objects behind the finding: the newest MAX_EVIDENCE facts' (a burst of thousands of
+        charges would not fit EventBridge's 256 KB), and how many facts there were in all."""
+        newest = sorted(self.evidence, key=lambda f: (f.created, f.id))[-MAX_EVIDENCE:]
+        return {
+            "event_ids": sorted({f.evidence for f in newest}),
+            "object_ids": sorted({f.object_id for f in newest}),
+            "facts": len(self.evidence),
+        }
+
     def detail(self) -> dict[str, Any]:
         """The published detail of `stripe-middleware.signal.anomaly`."""
         return {
@@ -59,10 +70,7 @@ class Anomaly:
             "score": round(self.score, 3),
             "level": self.level,
             "reasons": [vars(r) for r in self.reasons],
-            "evidence": {
-                "event_ids": sorted({f.evidence for f in self.evidence}),
-                "object_ids": sorted({f.object_id for f in self.evidence}),
-            },
+            "evidence": self.evidence_ids(),
             "as_of": iso(self.as_of),
             "model_version": self.model_version,
         }
@@ -93,4 +101,8 @@ class SignalState(Protocol):
 
     def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
         """Record the churn-risk detail just published for this customer (what the read API serves)."""
+        ...
+
+    def clear_churn_risk(self, customer_subject: str) -> None:
+        """Forget the customer's churn risk: no subscription of theirs is live any more."""
         ...

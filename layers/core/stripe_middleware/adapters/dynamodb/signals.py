@@ -37,9 +37,11 @@ from stripe_middleware.signals.ports import Anomaly
 
 DAY = 24 * 3600
 # A fact is kept 400 days after it was last written: longer than a yearly renewal (an annual subscription is
-# rewritten when it renews) and than every detector's window. Anomaly records are "open" for 90 days.
+# rewritten when it renews) and than every detector's window. An anomaly record (which also says it was
+# published) outlives every fact it could be found again from, so a finding is never published twice; the read
+# API calls it open for 90 days of event time.
 FACT_RETENTION_SECONDS = 400 * DAY
-ANOMALY_RETENTION_SECONDS = 90 * DAY
+ANOMALY_RETENTION_SECONDS = FACT_RETENTION_SECONDS + 70 * DAY  # + the longest account lookback
 NEWER_VERSION = (
     "attribute_not_exists(pk) OR version < :version OR (version = :version AND evidence < :evidence)"
 )
@@ -92,6 +94,7 @@ class SignalStore:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues={":pk": {"S": partition}, ":from": {"S": start}, ":to": {"S": "FACT$"}},
             ProjectionExpression="fact",
+            ConsistentRead=True,  # two charges in concurrent batches: the later reader sees both
         )
         return [Fact.from_item(plain(self._deserializer.deserialize(i["fact"]))) for i in items]
 
@@ -111,6 +114,7 @@ class SignalStore:
                 TableName=self._table,
                 Key=string_key(churn_key(customer_subject)),
                 ProjectionExpression="detail",
+                ConsistentRead=True,
             )
         except Exception as error:
             raise _unavailable("GetItem", error) from error
@@ -118,9 +122,23 @@ class SignalStore:
         return json.loads(item["detail"]["S"]) if item else None
 
     def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
-        self._put(churn_key(customer_subject), detail, None)
+        """Never over a later assessment (a concurrent delivery may have recorded one meanwhile)."""
+        self._put(churn_key(customer_subject), detail, None, only_if_not_older=True)
 
-    def _put(self, key: dict[str, str], detail: dict[str, Any], expires_at: int | None) -> None:
+    def clear_churn_risk(self, customer_subject: str) -> None:
+        try:
+            self._client.delete_item(TableName=self._table, Key=string_key(churn_key(customer_subject)))
+        except Exception as error:
+            raise _unavailable("DeleteItem", error) from error
+
+    def _put(
+        self,
+        key: dict[str, str],
+        detail: dict[str, Any],
+        expires_at: int | None,
+        *,
+        only_if_not_older: bool = False,
+    ) -> None:
         """A signal record: its detail, and what the indexes find it by (and filter on)."""
         account, livemode = detail.get("account"), bool(detail["livemode"])
         values: dict[str, Any] = {
@@ -145,12 +163,21 @@ class SignalStore:
             values["customer_id"] = detail["customer_id"]
         if expires_at is not None:
             values[TTL_ATTRIBUTE] = expires_at
+        condition: dict[str, Any] = {}
+        if only_if_not_older:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(pk) OR created <= :as_of",
+                "ExpressionAttributeValues": {":as_of": {"S": detail["as_of"]}},
+            }
         try:
             self._client.put_item(
-                TableName=self._table, Item={k: self._serializer.serialize(v) for k, v in values.items()}
+                TableName=self._table,
+                Item={k: self._serializer.serialize(v) for k, v in values.items()},
+                **condition,
             )
         except Exception as error:
-            raise _unavailable("PutItem", error) from error
+            if not is_conditional_check_failure(error):  # refused: a later assessment is recorded
+                raise _unavailable("PutItem", error) from error
 
     # -- reads (the read API) -----------------------------------------------------------------
     def customer_signals(

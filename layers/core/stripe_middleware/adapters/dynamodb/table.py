@@ -122,6 +122,9 @@ def type_index_keys(
     }
 
 
+SIGNAL_PARTITIONS = ("SIG#*", "SIGNAL#*")  # the signals function's items (facts, churn risk, anomalies)
+
+
 def fact_key(subject: str, created: int, fact_id: str) -> dict[str, str]:
     """A fact's sort key starts with its object's `created` (which never changes), so a subject's facts
     can be read from a time on."""
