@@ -1,6 +1,6 @@
--- revenue_by_metadata: revenue and MRR by month and currency for each value of each metadata dimension
--- (campaign, crm_account_id, erp_id, cost_center); no value is its own bucket, '(missing)', so gaps in the
--- metadata show up as an amount instead of disappearing.
+-- revenue_by_metadata: revenue and MRR by account (null: the platform's own), mode (livemode), month and
+-- currency for each value of each metadata dimension (campaign, crm_account_id, erp_id, cost_center); no
+-- value is its own bucket, '(missing)', so gaps in the metadata show up as an amount instead of disappearing.
 --
 -- * revenue = succeeded charges net of refunds (amount - amount_refunded) in their latest state, in the
 --   month the charge was created: a later refund lowers the charge's month. Invoices and payment intents
@@ -8,7 +8,8 @@
 -- * mrr = the MRR at the month's end (subscription_months).
 -- * A charge's dimension value is its own metadata, else its customer's latest; a subscription's is its
 --   own, else its customer's latest (as in subscription_months).
--- Every dimension adds up to the same totals per month and currency.
+-- Every dimension adds up to the same totals per account, mode, month and currency; an account's and a
+-- mode's numbers are never added together.
 CREATE OR REPLACE VIEW revenue_by_metadata AS
 WITH customers AS (
     SELECT object_id AS customer_id, account, livemode, campaign, crm_account_id, erp_id, cost_center
@@ -17,6 +18,8 @@ WITH customers AS (
 ),
 charges AS (
     SELECT
+        ch.account,
+        ch.livemode,
         CAST(date_trunc('month', COALESCE(ch.created, ch.event_time)) AS DATE) AS month,
         ch.currency,
         COALESCE(ch.campaign, c.campaign) AS campaign,
@@ -33,12 +36,12 @@ charges AS (
 ),
 facts AS (
     SELECT
-        month, currency, campaign, crm_account_id, erp_id, cost_center,
+        account, livemode, month, currency, campaign, crm_account_id, erp_id, cost_center,
         revenue, CAST(0 AS BIGINT) AS mrr
     FROM charges
     UNION ALL
     SELECT
-        month, currency, campaign, crm_account_id, erp_id, cost_center,
+        account, livemode, month, currency, campaign, crm_account_id, erp_id, cost_center,
         CAST(0 AS BIGINT) AS revenue, mrr
     FROM subscription_months
     WHERE mrr <> 0 AND currency IS NOT NULL
@@ -49,6 +52,8 @@ dimensions AS (
 ),
 labelled AS (
     SELECT
+        f.account,
+        f.livemode,
         f.month,
         f.currency,
         d.dimension,
@@ -69,6 +74,6 @@ labelled AS (
     FROM facts AS f
     CROSS JOIN dimensions AS d
 )
-SELECT month, currency, dimension, value, SUM(revenue) AS revenue, SUM(mrr) AS mrr
+SELECT account, livemode, month, currency, dimension, value, SUM(revenue) AS revenue, SUM(mrr) AS mrr
 FROM labelled
-GROUP BY month, currency, dimension, value
+GROUP BY account, livemode, month, currency, dimension, value

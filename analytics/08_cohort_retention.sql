@@ -1,5 +1,6 @@
--- cohort_retention: customers by acquisition cohort (the month of their first succeeded payment) and how
--- many are still with us each month after.
+-- cohort_retention: customers by account (null: the platform's own), mode (livemode) and acquisition cohort
+-- (the month of their first succeeded payment) and how many are still with us each month after. An
+-- account's and a mode's customers are never counted together.
 --
 -- * A customer is (account, livemode, customer_id); charges without a customer are not in any cohort.
 -- * A payment is a succeeded charge (latest state; a charge refunded later still made the customer a
@@ -43,20 +44,24 @@ active AS (
     SELECT account, livemode, customer_id, month FROM customer_mrr_months WHERE mrr > 0
 ),
 retained AS (
-    SELECT c.cohort_month, a.month, count(*) AS retained
+    SELECT c.account, c.livemode, c.cohort_month, a.month, count(*) AS retained
     FROM cohorts AS c
     JOIN active AS a
         ON a.customer_id = c.customer_id
         AND COALESCE(a.account, '') = COALESCE(c.account, '')
         AND a.livemode = c.livemode
         AND a.month >= c.cohort_month
-    GROUP BY c.cohort_month, a.month
+    GROUP BY c.account, c.livemode, c.cohort_month, a.month
 ),
 cohort_sizes AS (
-    SELECT cohort_month, count(*) AS customers FROM cohorts GROUP BY cohort_month
+    SELECT account, livemode, cohort_month, count(*) AS customers
+    FROM cohorts
+    GROUP BY account, livemode, cohort_month
 ),
 grid AS (
     SELECT
+        s.account,
+        s.livemode,
         s.cohort_month,
         o.months_since,
         CAST(s.cohort_month + INTERVAL '1' MONTH * o.months_since AS DATE) AS month,
@@ -67,10 +72,16 @@ grid AS (
     WHERE s.cohort_month + INTERVAL '1' MONTH * o.months_since <= b.last_month
 )
 SELECT
+    g.account,
+    g.livemode,
     g.cohort_month,
     g.months_since,
     g.customers,
     COALESCE(r.retained, 0) AS retained,
     CAST(COALESCE(r.retained, 0) AS DOUBLE) / g.customers AS retention
 FROM grid AS g
-LEFT JOIN retained AS r ON r.cohort_month = g.cohort_month AND r.month = g.month
+LEFT JOIN retained AS r
+    ON r.cohort_month = g.cohort_month
+    AND r.month = g.month
+    AND COALESCE(r.account, '') = COALESCE(g.account, '')
+    AND r.livemode = g.livemode

@@ -1,4 +1,5 @@
--- clv: customer lifetime value to date by acquisition cohort, campaign and currency.
+-- clv: customer lifetime value to date by account (null: the platform's own), mode (livemode), acquisition
+-- cohort, campaign and currency; an account's and a mode's customers are never counted together.
 --
 -- * cohort_month: the month of the customer's first succeeded payment (as in cohort_retention).
 -- * campaign: the customer's campaign metadata, else the campaign of its earliest subscription that has
@@ -61,6 +62,8 @@ customer_revenue AS (
     GROUP BY account, livemode, customer_id, currency
 )
 SELECT
+    cc.account,
+    cc.livemode,
     cc.cohort_month,
     cc.campaign,
     count(*) AS customers,
@@ -72,4 +75,4 @@ JOIN customer_revenue AS r
     ON r.customer_id = cc.customer_id
     AND COALESCE(r.account, '') = COALESCE(cc.account, '')
     AND r.livemode = cc.livemode
-GROUP BY cc.cohort_month, cc.campaign, r.currency
+GROUP BY cc.account, cc.livemode, cc.cohort_month, cc.campaign, r.currency

@@ -1,5 +1,6 @@
 -- revenue_at_risk: the current MRR of customers whose latest churn-risk signal says high (and, as separate
--- rows, medium), per currency.
+-- rows, medium), per account (null: the platform's own), mode (livemode) and currency; an account's and a
+-- mode's numbers are never added together.
 --
 -- * The latest signal of a customer (account, livemode, customer_id) is its churn_risk signal row with the
 --   greatest event_time (the signal's as_of, event time), then record_id; a redelivered signal is the same
@@ -29,6 +30,8 @@ current_mrr AS (
     WHERE cm.mrr > 0
 )
 SELECT
+    c.account,
+    c.livemode,
     c.currency,
     s.signal_level AS level,
     count(*) AS customers,
@@ -39,4 +42,4 @@ JOIN current_mrr AS c
     AND COALESCE(c.account, '') = COALESCE(s.account, '')
     AND c.livemode = s.livemode
 WHERE s.signal_rank = 1 AND s.signal_level IN ('high', 'medium')
-GROUP BY c.currency, s.signal_level
+GROUP BY c.account, c.livemode, c.currency, s.signal_level

@@ -1,6 +1,7 @@
 -- anomalies_at_risk: the current MRR of customers with an anomaly (any detector but churn_risk) raised in
--- the 90 days before the last day of data, per currency and detector: the revenue behind open fraud and
--- anomaly findings.
+-- the 90 days before the last day of data, per account (null: the platform's own), mode (livemode), currency
+-- and detector: the revenue behind open fraud and anomaly findings. An account's and a mode's numbers are
+-- never added together.
 --
 -- * An anomaly is counted once per customer and kind (a redelivered signal has the same record_id).
 -- * "Open" matches the read API: anomaly records are kept 90 days after they were raised.
@@ -28,6 +29,8 @@ current_mrr AS (
     WHERE cm.mrr > 0
 )
 SELECT
+    c.account,
+    c.livemode,
     c.currency,
     a.signal_kind AS kind,
     count(*) AS customers,
@@ -37,4 +40,4 @@ JOIN current_mrr AS c
     ON c.customer_id = a.customer_id
     AND COALESCE(c.account, '') = COALESCE(a.account, '')
     AND c.livemode = a.livemode
-GROUP BY c.currency, a.signal_kind
+GROUP BY c.account, c.livemode, c.currency, a.signal_kind

@@ -1,10 +1,15 @@
-"""`stripe-middleware report [--out report.html]`: the analytics views as one page a finance person opens.
+"""`stripe-middleware report [--out report.html] [--test] [--account acct_...]`: the analytics views as one
+page a finance person opens.
 
 `build_report` reads four analytics views (`mrr_movements`, `revenue_by_metadata`, `cohort_retention`,
 `revenue_at_risk`) with plain SQL through a DuckDB connection; `render_html` draws them as one
 self-contained HTML file: inline CSS and inline SVG drawn here, no script, font or request to anywhere, so
 it opens from a mail attachment or a laptop without network. Amounts stay in the views' minor units until
 they are written, each with its currency; currencies are never added together.
+
+The views keep every account (`account`, null for the platform's own) and mode (`livemode`) apart; the
+report shows one of them: the platform's live money by default (`livemode AND account IS NULL`), test mode
+with `--test`, a connected account's with `--account acct_...`.
 """
 
 from __future__ import annotations
@@ -117,26 +122,45 @@ class RiskLevel:
     mrr: int
 
 
+def scope_label(*, livemode: bool = True, account: str | None = None) -> str:
+    """Whose money a report shows: `live mode, the platform's own account`, `test mode, connected account
+    acct_1`."""
+    whose = f"connected account {account}" if account else "the platform's own account"
+    return f"{'live' if livemode else 'test'} mode, {whose}"
+
+
 @dataclass(frozen=True)
 class ReportData:
+    """What the page shows: the rows of one account (`None`: the platform's own) in one mode."""
+
     movements: tuple[MovementMonth, ...] = ()
     campaigns: tuple[CampaignMrr, ...] = ()
     cohorts: tuple[CohortCell, ...] = ()
     at_risk: tuple[RiskLevel, ...] = ()
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     source: str = ""
+    livemode: bool = True
+    account: str | None = None
+
+    @property
+    def scope(self) -> str:
+        return scope_label(livemode=self.livemode, account=self.account)
 
 
+# Every query reads one account in one mode (parameters: livemode, the account id or '' for the platform):
+# the views never add an account's or a mode's numbers together, and neither does the report.
 MOVEMENTS_SQL = """
 SELECT month, currency, mrr, new, expansion, contraction, churned, reactivated, customers
 FROM mrr_movements
+WHERE livemode = ? AND COALESCE(account, '') = ?
 ORDER BY currency, month
 """
 # MRR is a level, not a flow: a campaign's MRR is the one at the end of the latest month of its currency;
 # revenue is a flow, so it adds up over the months.
 CAMPAIGNS_SQL = """
 WITH campaign AS (
-  SELECT month, currency, value, revenue, mrr FROM revenue_by_metadata WHERE dimension = 'campaign'
+  SELECT month, currency, value, revenue, mrr FROM revenue_by_metadata
+  WHERE dimension = 'campaign' AND livemode = ? AND COALESCE(account, '') = ?
 ), latest AS (
   SELECT currency, MAX(month) AS month FROM campaign GROUP BY currency
 )
@@ -151,11 +175,13 @@ ORDER BY c.currency, mrr DESC, revenue DESC, c.value
 COHORTS_SQL = """
 SELECT cohort_month, months_since, customers, retained, retention
 FROM cohort_retention
+WHERE livemode = ? AND COALESCE(account, '') = ?
 ORDER BY cohort_month, months_since
 """
 RISK_SQL = """
 SELECT currency, level, customers, mrr
 FROM revenue_at_risk
+WHERE livemode = ? AND COALESCE(account, '') = ?
 ORDER BY currency, level
 """
 
@@ -174,8 +200,12 @@ def _integer(value: Any) -> int:
     return round(value) if isinstance(value, float | Decimal) else int(value)
 
 
-def build_report(connection: DuckDBPyConnection, *, source: str = "") -> ReportData:
-    """Read the four analytics views through `connection` (they must exist on it)."""
+def build_report(
+    connection: DuckDBPyConnection, *, source: str = "", livemode: bool = True, account: str | None = None
+) -> ReportData:
+    """Read the four analytics views through `connection` (they must exist on it): the rows of `account`
+    (`None`: the platform's own) in live or test mode, by default the platform's live money."""
+    scope = [livemode, account or ""]
     movements = tuple(
         MovementMonth(
             month=_month(month),
@@ -189,7 +219,7 @@ def build_report(connection: DuckDBPyConnection, *, source: str = "") -> ReportD
             customers=_integer(customers),
         )
         for month, currency, mrr, new, expansion, contraction, churned, reactivated, customers in (
-            connection.execute(MOVEMENTS_SQL).fetchall()
+            connection.execute(MOVEMENTS_SQL, scope).fetchall()
         )
     )
     campaigns = tuple(
@@ -200,21 +230,27 @@ def build_report(connection: DuckDBPyConnection, *, source: str = "") -> ReportD
             revenue=_integer(revenue),
             as_of=_month(as_of),
         )
-        for currency, value, mrr, revenue, as_of in connection.execute(CAMPAIGNS_SQL).fetchall()
+        for currency, value, mrr, revenue, as_of in connection.execute(CAMPAIGNS_SQL, scope).fetchall()
     )
     cohorts = []
     for cohort_month, months_since, customers, retained, retention in connection.execute(
-        COHORTS_SQL
+        COHORTS_SQL, scope
     ).fetchall():
         count, kept = _integer(customers), _integer(retained)
         fraction = float(retention) if retention is not None else kept / count if count else 0.0
         cohorts.append(CohortCell(_month(cohort_month), _integer(months_since), count, kept, fraction))
     at_risk = tuple(
         RiskLevel(str(currency or ""), str(level or "unknown"), _integer(customers), _integer(mrr))
-        for currency, level, customers, mrr in connection.execute(RISK_SQL).fetchall()
+        for currency, level, customers, mrr in connection.execute(RISK_SQL, scope).fetchall()
     )
     return ReportData(
-        movements=movements, campaigns=campaigns, cohorts=tuple(cohorts), at_risk=at_risk, source=source
+        movements=movements,
+        campaigns=campaigns,
+        cohorts=tuple(cohorts),
+        at_risk=at_risk,
+        source=source,
+        livemode=livemode,
+        account=account,
     )
 
 
@@ -886,7 +922,16 @@ def render_html(data: ReportData) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource)."""
     generated = data.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     source = f" from {data.source}" if data.source else ""
-    definitions = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in DEFINITIONS)
+    data_definition = (
+        "Data",
+        f"Only the {data.scope}: the views keep every Stripe account (the platform's own and each connected "
+        "account) and each mode (live, test) apart, and the page shows one of them, never a sum. "
+        "`stripe-middleware report` shows the platform's live money; --test shows test mode, "
+        "--account acct_... a connected account.",
+    )
+    definitions = "".join(
+        f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in (data_definition, *DEFINITIONS)
+    )
     sections = [
         _section(
             "MRR movements",
@@ -920,6 +965,7 @@ def render_html(data: ReportData) -> str:
         f"<style>{_CSS}</style></head><body><main>"
         "<h1>Revenue report</h1>"
         f"<p class='lead'>Generated {escape(generated)}{escape(source)} by stripe-middleware. "
+        f"<b data-scope>Data: {escape(data.scope)}</b> (no other account or mode added in). "
         "Amounts in each currency's main unit; each currency on its own.</p>"
         f"{_summary(data.movements)}{''.join(sections)}"
         f"<section><h2>Definitions</h2><dl>{definitions}</dl></section>"
@@ -934,7 +980,12 @@ def run_report_command(args: argparse.Namespace) -> int:
 
     connection = warehouse_connection(args.state_dir)
     try:
-        data = build_report(connection, source=f"the local warehouse in {args.state_dir}")
+        data = build_report(
+            connection,
+            source=f"the local warehouse in {args.state_dir}",
+            livemode=not args.test,
+            account=args.account,
+        )
     finally:
         connection.close()
     out: Path = args.out
@@ -942,11 +993,19 @@ def run_report_command(args: argparse.Namespace) -> int:
     out.write_text(render_html(data), encoding="utf-8")
     months = len({(r.currency, r.month) for r in data.movements})
     print(
-        f"wrote {out} ({months} currency-months of MRR, {len(data.campaigns)} campaign rows, "
+        f"wrote {out} ({data.scope}: {months} currency-months of MRR, {len(data.campaigns)} campaign rows, "
         f"{len({c.cohort_month for c in data.cohorts})} cohorts, {len(data.at_risk)} risk levels); "
         f"open file://{out.resolve()}"
     )
+    if not (data.movements or data.campaigns or data.cohorts or data.at_risk) and data.livemode:
+        print(f"nothing for the {data.scope}: the simulator and test keys send test-mode events (--test)")
     return 0
+
+
+def _account_id(text: str) -> str:
+    if not text.startswith("acct_") or len(text) <= len("acct_"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Stripe account id (acct_...)")
+    return text
 
 
 def register(commands: Any) -> None:
@@ -955,5 +1014,12 @@ def register(commands: Any) -> None:
     )
     report.add_argument(
         "--out", type=Path, default=Path("report.html"), help="where to write it (default report.html)"
+    )
+    report.add_argument("--test", action="store_true", help="report test-mode data (default: live mode only)")
+    report.add_argument(
+        "--account",
+        type=_account_id,
+        metavar="acct_...",
+        help="report this connected account's data (default: the platform's own account only)",
     )
     report.set_defaults(run=run_report_command)

@@ -67,9 +67,15 @@ COHORT_ROWS = [
 RISK_ROWS = [("usd", "medium", 3, 100000), ("usd", "high", 2, 60000)]  # the view has high and medium
 
 
+# Every view leads with (account, livemode): the rows above are the platform's live ones (what the report
+# shows); a connected account's and test mode's rows are in the tables too and must stay off the page.
+PLATFORM_LIVE, OTHERS = (None, True), ((None, False), ("acct_x", True))
+
+
 def warehouse() -> duckdb.DuckDBPyConnection:
     """Tables named and shaped like the analytics views, holding the numbers above."""
     connection = duckdb.connect()
+    scope = "account VARCHAR, livemode BOOLEAN, "
     tables = {
         "mrr_movements": (
             "month DATE, currency VARCHAR, mrr BIGINT, new BIGINT, expansion BIGINT, contraction BIGINT, "
@@ -87,9 +93,18 @@ def warehouse() -> duckdb.DuckDBPyConnection:
         "revenue_at_risk": ("currency VARCHAR, level VARCHAR, customers BIGINT, mrr BIGINT", RISK_ROWS),
     }
     for name, (columns, rows) in tables.items():
-        connection.execute(f"CREATE TABLE {name} ({columns})")
-        marks = ", ".join("?" * len(rows[0]))
-        connection.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+        connection.execute(f"CREATE TABLE {name} ({scope}{columns})")
+        marks = ", ".join("?" * (len(rows[0]) + 2))
+        connection.executemany(
+            f"INSERT INTO {name} VALUES ({marks})", [(*PLATFORM_LIVE, *row) for row in rows]
+        )
+        # Ten times the numbers elsewhere: were they added in, every bar and cell would change.
+        others = [
+            (*other, *(v * 10 if isinstance(v, int) and not isinstance(v, bool) else v for v in row))
+            for other in OTHERS
+            for row in rows
+        ]
+        connection.executemany(f"INSERT INTO {name} VALUES ({marks})", others)
     return connection
 
 

@@ -81,14 +81,20 @@ def test_a_simulated_history_shows_its_mrr_in_the_warehouse_and_the_report(
         timeout=180,
         interval=2,
     )
-    rows = query(warehouse_stack, "select month, currency, mrr from mrr_movements order by month")
+    # The simulator sends test-mode events of the platform's own account: that account and mode's MRR.
+    rows = query(
+        warehouse_stack,
+        "select month, currency, mrr from mrr_movements "
+        "where livemode = false and account is null order by month",
+    )
     found = {date.fromisoformat(r["month"][:10]): int(r["mrr"]) for r in rows if r["currency"] == "usd"}
     expected = implied_mrr(events)
     assert expected and max(expected.values()) > 0
     assert {m: found.get(m, 0) for m in expected} == expected
 
     page = tmp_path / "report.html"
-    assert warehouse_stack.cli("report", "--out", str(page)).returncode == 0
+    assert warehouse_stack.cli("report", "--out", str(page), "--test").returncode == 0
     html = page.read_text()
     assert 'data-chart="mrr-movements"' in html and "<script" not in html
+    assert "Data: test mode, the platform&#x27;s own account" in html
     assert html.count("<rect") > 10

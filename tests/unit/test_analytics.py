@@ -17,7 +17,9 @@ Customer campaigns: A, C and D paid_search, B partner (its subscription says eve
 Delivery noise that must not count twice: A's first events and charge delivered twice, an older event of
 A's arriving after the upgrade, a backfill snapshot of B's subscription and of its first charge (Feb 20),
 that snapshot's page written twice, a signal redelivered. Ids, the currency and the monthly price (2000)
-come from the real Stripe fixtures.
+come from the real Stripe fixtures. It is all the platform's own (account null) in test mode, so every row
+of a summary view starts with `account, livemode` = `None, False`; the tests under "accounts and modes"
+keep a live, a test-mode and a connected account's money apart.
 """
 
 from __future__ import annotations
@@ -199,9 +201,11 @@ def charge(name: str, of: str, at: datetime, amount: int, *, status: str = "succ
     )
 
 
-def signal(signal_id: str, of: str, at: datetime, level: str, kind: str = "churn_risk") -> Row:
+def signal(signal_id: str, of: str, at: datetime, level: str, kind: str = "churn_risk", **scope: Any) -> Row:
+    """A signal about customer `of`; `scope` may set its `account` and `livemode`."""
     detail_type = "churn_risk" if kind == "churn_risk" else "anomaly"
     return _row(
+        **scope,
         record_kind="signal",
         event_date=f"{at:%Y-%m-%d}",
         record_id=signal_id,
@@ -406,6 +410,115 @@ def test_the_views_answer_on_an_empty_warehouse() -> None:
         assert select(connection, f"SELECT * FROM {name}") == []
 
 
+# -- accounts and modes -----------------------------------------------------------------------------------
+# The platform's live money, its test-mode money and a connected account's (live) money, in one month and
+# one currency. The ids are the same in all three on purpose: only `account` and `livemode` tell them apart.
+PLATFORM_TEST, PLATFORM_LIVE, CONNECTED = (None, False), (None, True), ("acct_x", True)
+SCOPES = (  # (account, livemode), MRR and charge, customer campaign, churn-risk level
+    (PLATFORM_TEST, 5000, "events", "medium"),
+    (PLATFORM_LIVE, 10000, "paid_search", "high"),
+    (CONNECTED, 7000, "partner", "high"),
+)
+
+
+def scoped_history() -> list[Row]:
+    rows = []
+    for n, ((account, livemode), amount, campaign, level) in enumerate(SCOPES):
+        scope = {"account": account, "livemode": livemode}
+        rows += [
+            customer("K", on(1, 2), n=n, campaign=campaign, **scope),
+            subscription("customer.subscription.created", "K", on(1, 3), "active", amount, n=n, **scope),
+            charge("K1", "K", on(1, 3), amount, n=n, **scope),
+            signal(f"sig_risk_{n}", "K", on(1, 20), level, **scope),
+            signal(f"sig_card_{n}", "K", on(1, 21), "high", kind="card_testing", **scope),
+        ]
+    return rows
+
+
+def test_an_accounts_and_a_modes_money_are_never_added_together() -> None:
+    connection = database(scoped_history())
+    order = "ORDER BY account NULLS FIRST, livemode"
+    test, live, connected = PLATFORM_TEST, PLATFORM_LIVE, CONNECTED
+    assert select(connection, f"SELECT * FROM mrr_movements {order}") == [
+        # account, livemode, month, currency, mrr, new, expansion, contraction, churned, reactivated,
+        # customers
+        (*test, first(1), USD, 5000, 5000, 0, 0, 0, 0, 1),
+        (*live, first(1), USD, 10000, 10000, 0, 0, 0, 0, 1),
+        (*connected, first(1), USD, 7000, 7000, 0, 0, 0, 0, 1),
+    ]
+    assert select(connection, f"SELECT * FROM mrr_summary {order}") == [
+        (*test, first(1), USD, 5000, 60000, None, None, 1),
+        (*live, first(1), USD, 10000, 120000, None, None, 1),
+        (*connected, first(1), USD, 7000, 84000, None, None, 1),
+    ]
+    # Each charge and subscription takes the campaign of its own account's and mode's customer.
+    assert select(
+        connection,
+        "SELECT account, livemode, month, currency, value, revenue, mrr FROM revenue_by_metadata "
+        f"WHERE dimension = 'campaign' {order}",
+    ) == [
+        (*test, first(1), USD, "events", 5000, 5000),
+        (*live, first(1), USD, "paid_search", 10000, 10000),
+        (*connected, first(1), USD, "partner", 7000, 7000),
+    ]
+    assert select(connection, f"SELECT * FROM cohort_retention {order}") == [
+        (*test, first(1), 0, 1, 1, 1.0),
+        (*live, first(1), 0, 1, 1, 1.0),
+        (*connected, first(1), 0, 1, 1, 1.0),
+    ]
+    assert select(connection, f"SELECT * FROM clv {order}") == [
+        (*test, first(1), "events", 1, 5000, 5000.0, USD),
+        (*live, first(1), "paid_search", 1, 10000, 10000.0, USD),
+        (*connected, first(1), "partner", 1, 7000, 7000.0, USD),
+    ]
+    assert select(connection, f"SELECT * FROM revenue_at_risk {order}") == [
+        (*test, USD, "medium", 1, 5000),
+        (*live, USD, "high", 1, 10000),
+        (*connected, USD, "high", 1, 7000),
+    ]
+    assert select(connection, f"SELECT * FROM anomalies_at_risk {order}") == [
+        (*test, USD, "card_testing", 1, 5000),
+        (*live, USD, "card_testing", 1, 10000),
+        (*connected, USD, "card_testing", 1, 7000),
+    ]
+    # The platform's live numbers, as the report reads them: none of the other 12,000.
+    assert select(
+        connection, "SELECT mrr, customers FROM mrr_movements WHERE livemode AND account IS NULL"
+    ) == [(10000, 1)]
+
+
+def test_the_yearly_nrr_waits_for_a_year_of_data_of_the_same_account_and_mode() -> None:
+    """Test-mode data from January 2024 does not make the live data, which starts in January 2025, reach
+    back a year: live February 2025 is still the monthly NRR (3000 / 2000), test-mode February 2025 the
+    yearly one (1000 / 1000)."""
+    live = {"livemode": True}
+    connection = database(
+        [
+            subscription("customer.subscription.created", "T", on(1, 5, 2024), "active", 1000),
+            subscription("customer.subscription.created", "L", on(1, 5, 2025), "active", 2000, **live),
+            subscription(
+                "customer.subscription.updated",
+                "L",
+                on(2, 5, 2025),
+                "active",
+                3000,
+                created=on(1, 5, 2025),
+                **live,
+            ),
+        ]
+    )
+    assert select(
+        connection,
+        "SELECT livemode, month, mrr, nrr, nrr_months FROM mrr_summary "
+        "WHERE month >= DATE '2025-01-01' ORDER BY livemode, month",
+    ) == [
+        (False, first(1), 1000, 1.0, 12),
+        (False, first(2), 1000, 1.0, 12),
+        (True, first(1), 2000, None, 1),
+        (True, first(2), 3000, 1.5, 1),
+    ]
+
+
 # -- de-duplication and latest state ----------------------------------------------------------------------
 def test_events_deduped_keeps_one_row_per_event(db: duckdb.DuckDBPyConnection) -> None:
     rows = history()
@@ -493,41 +606,54 @@ def test_a_redelivery_or_a_backfill_never_changes_a_number(db: duckdb.DuckDBPyCo
 # -- MRR --------------------------------------------------------------------------------------------------
 def test_mrr_movements(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM mrr_movements ORDER BY currency, month") == [
-        # month, currency, mrr, new, expansion, contraction, churned, reactivated, customers
-        (first(1), "eur", 1800, 1800, 0, 0, 0, 0, 1),
-        (first(2), "eur", 1800, 0, 0, 0, 0, 0, 1),
-        (first(3), "eur", 1800, 0, 0, 0, 0, 0, 1),
-        (first(4), "eur", 1800, 0, 0, 0, 0, 0, 1),
-        (first(5), "eur", 1800, 0, 0, 0, 0, 0, 1),
-        (first(1), "usd", 7000, 7000, 0, 0, 0, 0, 3),  # A, B, D new
-        (first(2), "usd", 9000, 2000, 0, 0, 0, 0, 4),  # C (annual / 12) new; E trialing: nothing
-        (first(3), "usd", 8500, 0, 2500, 0, -3000, 0, 3),  # A upgraded, D churned
-        (first(4), "usd", 10000, 2000, 0, -500, 0, 0, 4),  # E converted, B's coupon
-        (first(5), "usd", 13000, 0, 0, 0, 0, 3000, 5),  # D reactivated
+        # account, livemode, month, currency, mrr, new, expansion, contraction, churned, reactivated,
+        # customers
+        (None, False, first(1), "eur", 1800, 1800, 0, 0, 0, 0, 1),
+        (None, False, first(2), "eur", 1800, 0, 0, 0, 0, 0, 1),
+        (None, False, first(3), "eur", 1800, 0, 0, 0, 0, 0, 1),
+        (None, False, first(4), "eur", 1800, 0, 0, 0, 0, 0, 1),
+        (None, False, first(5), "eur", 1800, 0, 0, 0, 0, 0, 1),
+        (None, False, first(1), "usd", 7000, 7000, 0, 0, 0, 0, 3),  # A, B, D new
+        (None, False, first(2), "usd", 9000, 2000, 0, 0, 0, 0, 4),  # C (annual / 12) new; E trialing: nothing
+        (None, False, first(3), "usd", 8500, 0, 2500, 0, -3000, 0, 3),  # A upgraded, D churned
+        (None, False, first(4), "usd", 10000, 2000, 0, -500, 0, 0, 4),  # E converted, B's coupon
+        (None, False, first(5), "usd", 13000, 0, 0, 0, 0, 3000, 5),  # D reactivated
     ]
 
 
 def test_movements_add_up_to_the_change_in_mrr(db: duckdb.DuckDBPyConnection) -> None:
     rows = select(db, "SELECT * FROM mrr_movements ORDER BY currency, month")
-    previous: dict[str, int] = {}
-    for _, currency, mrr, *moves, _customers in rows:
-        assert mrr == previous.get(currency, 0) + sum(moves)
-        previous[currency] = mrr
+    previous: dict[tuple[str | None, bool, str], int] = {}
+    for account, livemode, _, currency, mrr, *moves, _customers in rows:
+        key = (account, livemode, currency)
+        assert mrr == previous.get(key, 0) + sum(moves)
+        previous[key] = mrr
 
 
 def test_mrr_summary_arr_monthly_nrr_and_logo_churn(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM mrr_summary ORDER BY currency, month") == [
-        # month, currency, mrr, arr, nrr, logo_churn_rate, nrr_months (less than 12 months of data: monthly)
-        (first(1), "eur", 1800, 21600, None, None, 1),
-        (first(2), "eur", 1800, 21600, 1.0, 0.0, 1),
-        (first(3), "eur", 1800, 21600, 1.0, 0.0, 1),
-        (first(4), "eur", 1800, 21600, 1.0, 0.0, 1),
-        (first(5), "eur", 1800, 21600, 1.0, 0.0, 1),
-        (first(1), "usd", 7000, 84000, None, None, 1),
-        (first(2), "usd", 9000, 108000, 1.0, 0.0, 1),  # A, B, D kept their 7000
-        (first(3), "usd", 8500, 102000, round(8500 / 9000, 6), 0.25, 1),  # D of A, B, C, D churned
-        (first(4), "usd", 10000, 120000, round(8000 / 8500, 6), 0.0, 1),  # B's coupon; E is new
-        (first(5), "usd", 13000, 156000, 1.0, 0.0, 1),  # D's return is not retention
+        # account, livemode, month, currency, mrr, arr, nrr, logo_churn_rate, nrr_months (less than 12 months
+        # of data: monthly); the history is the platform's (account null), in test mode
+        (None, False, first(1), "eur", 1800, 21600, None, None, 1),
+        (None, False, first(2), "eur", 1800, 21600, 1.0, 0.0, 1),
+        (None, False, first(3), "eur", 1800, 21600, 1.0, 0.0, 1),
+        (None, False, first(4), "eur", 1800, 21600, 1.0, 0.0, 1),
+        (None, False, first(5), "eur", 1800, 21600, 1.0, 0.0, 1),
+        (None, False, first(1), "usd", 7000, 84000, None, None, 1),
+        (None, False, first(2), "usd", 9000, 108000, 1.0, 0.0, 1),  # A, B, D kept their 7000
+        (
+            None,
+            False,
+            first(3),
+            "usd",
+            8500,
+            102000,
+            round(8500 / 9000, 6),
+            0.25,
+            1,
+        ),  # D of A, B, C, D churned
+        (None, False, first(4), "usd", 10000, 120000, round(8000 / 8500, 6), 0.0, 1),  # B's coupon; E is new
+        (None, False, first(5), "usd", 13000, 156000, 1.0, 0.0, 1),  # D's return is not retention
     ]
 
 
@@ -566,52 +692,52 @@ def test_nrr_over_twelve_months_once_the_data_reaches_back_a_year() -> None:
 def test_revenue_and_mrr_by_campaign_with_a_missing_bucket(db: duckdb.DuckDBPyConnection) -> None:
     assert select(
         db,
-        "SELECT month, currency, value, revenue, mrr FROM revenue_by_metadata "
+        "SELECT account, livemode, month, currency, value, revenue, mrr FROM revenue_by_metadata "
         "WHERE dimension = 'campaign' ORDER BY currency, month, value",
     ) == [
-        (first(1), "eur", "(missing)", 1800, 1800),
-        (first(2), "eur", "(missing)", 0, 1800),
-        (first(3), "eur", "(missing)", 0, 1800),
-        (first(4), "eur", "(missing)", 0, 1800),
-        (first(5), "eur", "(missing)", 0, 1800),
-        (first(1), "usd", "events", 0, 2000),  # B's subscription says events
-        (first(1), "usd", "paid_search", 5000, 5000),  # A and D
-        (first(1), "usd", "partner", 2000, 0),  # B's charge: its customer says partner
-        (first(2), "usd", "events", 5000, 2000),  # G's purchase; B's MRR
-        (first(2), "usd", "paid_search", 20000, 7000),  # C's annual charge net of its refund
-        (first(3), "usd", "events", 0, 2000),  # G's failed charge is no revenue
-        (first(3), "usd", "paid_search", 1250, 6500),  # A's proration
-        (first(4), "usd", "(missing)", 2000, 2000),  # E: no customer object, no metadata
-        (first(4), "usd", "events", 3000, 1500),
-        (first(4), "usd", "paid_search", 4500, 6500),
-        (first(5), "usd", "(missing)", 0, 2000),
-        (first(5), "usd", "events", 0, 1500),
-        (first(5), "usd", "paid_search", 3000, 9500),
-        (first(5), "usd", "partner", 1500, 0),
+        (None, False, first(1), "eur", "(missing)", 1800, 1800),
+        (None, False, first(2), "eur", "(missing)", 0, 1800),
+        (None, False, first(3), "eur", "(missing)", 0, 1800),
+        (None, False, first(4), "eur", "(missing)", 0, 1800),
+        (None, False, first(5), "eur", "(missing)", 0, 1800),
+        (None, False, first(1), "usd", "events", 0, 2000),  # B's subscription says events
+        (None, False, first(1), "usd", "paid_search", 5000, 5000),  # A and D
+        (None, False, first(1), "usd", "partner", 2000, 0),  # B's charge: its customer says partner
+        (None, False, first(2), "usd", "events", 5000, 2000),  # G's purchase; B's MRR
+        (None, False, first(2), "usd", "paid_search", 20000, 7000),  # C's annual charge net of its refund
+        (None, False, first(3), "usd", "events", 0, 2000),  # G's failed charge is no revenue
+        (None, False, first(3), "usd", "paid_search", 1250, 6500),  # A's proration
+        (None, False, first(4), "usd", "(missing)", 2000, 2000),  # E: no customer object, no metadata
+        (None, False, first(4), "usd", "events", 3000, 1500),
+        (None, False, first(4), "usd", "paid_search", 4500, 6500),
+        (None, False, first(5), "usd", "(missing)", 0, 2000),
+        (None, False, first(5), "usd", "events", 0, 1500),
+        (None, False, first(5), "usd", "paid_search", 3000, 9500),
+        (None, False, first(5), "usd", "partner", 1500, 0),
     ]
 
 
 def test_every_dimension_adds_up_to_the_same_totals(db: duckdb.DuckDBPyConnection) -> None:
     totals = select(
         db,
-        "SELECT dimension, month, currency, sum(revenue), sum(mrr) FROM revenue_by_metadata "
-        "GROUP BY ALL ORDER BY dimension, currency, month",
+        "SELECT dimension, account, livemode, month, currency, sum(revenue), sum(mrr) "
+        "FROM revenue_by_metadata GROUP BY ALL ORDER BY dimension, currency, month",
     )
     per_dimension: dict[str, list[tuple[Any, ...]]] = {}
     for dimension, *rest in totals:
         per_dimension.setdefault(dimension, []).append(tuple(rest))
     assert sorted(per_dimension) == ["campaign", "cost_center", "crm_account_id", "erp_id"]
     expected = [
-        (first(1), "eur", 1800, 1800),
-        (first(2), "eur", 0, 1800),
-        (first(3), "eur", 0, 1800),
-        (first(4), "eur", 0, 1800),
-        (first(5), "eur", 0, 1800),
-        (first(1), "usd", 7000, 7000),
-        (first(2), "usd", 25000, 9000),
-        (first(3), "usd", 1250, 8500),
-        (first(4), "usd", 9500, 10000),
-        (first(5), "usd", 4500, 13000),
+        (None, False, first(1), "eur", 1800, 1800),
+        (None, False, first(2), "eur", 0, 1800),
+        (None, False, first(3), "eur", 0, 1800),
+        (None, False, first(4), "eur", 0, 1800),
+        (None, False, first(5), "eur", 0, 1800),
+        (None, False, first(1), "usd", 7000, 7000),
+        (None, False, first(2), "usd", 25000, 9000),
+        (None, False, first(3), "usd", 1250, 8500),
+        (None, False, first(4), "usd", 9500, 10000),
+        (None, False, first(5), "usd", 4500, 13000),
     ]
     assert all(rows == expected for rows in per_dimension.values())
     # Nobody set a cost center: everything is in the missing bucket. ERP ids come from the customers.
@@ -629,31 +755,31 @@ def test_every_dimension_adds_up_to_the_same_totals(db: duckdb.DuckDBPyConnectio
 def test_cohort_retention(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM cohort_retention ORDER BY cohort_month, months_since") == [
         # January: A, B, D and F (eur) paid first. D churns in March and is back in May.
-        (first(1), 0, 4, 4, 1.0),
-        (first(1), 1, 4, 4, 1.0),
-        (first(1), 2, 4, 3, 0.75),
-        (first(1), 3, 4, 3, 0.75),
-        (first(1), 4, 4, 4, 1.0),
+        (None, False, first(1), 0, 4, 4, 1.0),
+        (None, False, first(1), 1, 4, 4, 1.0),
+        (None, False, first(1), 2, 4, 3, 0.75),
+        (None, False, first(1), 3, 4, 3, 0.75),
+        (None, False, first(1), 4, 4, 4, 1.0),
         # February: C (annual, MRR every month) and G (buys in February and April only).
-        (first(2), 0, 2, 2, 1.0),
-        (first(2), 1, 2, 1, 0.5),
-        (first(2), 2, 2, 2, 1.0),
-        (first(2), 3, 2, 1, 0.5),
+        (None, False, first(2), 0, 2, 2, 1.0),
+        (None, False, first(2), 1, 2, 1, 0.5),
+        (None, False, first(2), 2, 2, 2, 1.0),
+        (None, False, first(2), 3, 2, 1, 0.5),
         # April: E, once its trial converted and it paid.
-        (first(4), 0, 1, 1, 1.0),
-        (first(4), 1, 1, 1, 1.0),
+        (None, False, first(4), 0, 1, 1, 1.0),
+        (None, False, first(4), 1, 1, 1, 1.0),
     ]
 
 
 def test_clv_by_cohort_campaign_and_currency(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM clv ORDER BY cohort_month, currency, campaign") == [
-        # cohort_month, campaign, customers, revenue, clv, currency
-        (first(1), "(missing)", 1, 1800, 1800.0, "eur"),  # F
-        (first(1), "paid_search", 2, 2000 + 1250 + 4500 + 3000 + 3000, 6875.0, "usd"),  # A and D
-        (first(1), "partner", 1, 3500, 3500.0, "usd"),  # B: the customer's campaign
-        (first(2), "events", 1, 8000, 8000.0, "usd"),  # G
-        (first(2), "paid_search", 1, 20000, 20000.0, "usd"),  # C, net of the refund
-        (first(4), "(missing)", 1, 2000, 2000.0, "usd"),  # E
+        # account, livemode, cohort_month, campaign, customers, revenue, clv, currency
+        (None, False, first(1), "(missing)", 1, 1800, 1800.0, "eur"),  # F
+        (None, False, first(1), "paid_search", 2, 2000 + 1250 + 4500 + 3000 + 3000, 6875.0, "usd"),  # A and D
+        (None, False, first(1), "partner", 1, 3500, 3500.0, "usd"),  # B: the customer's campaign
+        (None, False, first(2), "events", 1, 8000, 8000.0, "usd"),  # G
+        (None, False, first(2), "paid_search", 1, 20000, 20000.0, "usd"),  # C, net of the refund
+        (None, False, first(4), "(missing)", 1, 2000, 2000.0, "usd"),  # E
     ]
 
 
@@ -669,7 +795,9 @@ def test_clv_falls_back_to_the_earliest_subscription_campaign() -> None:
             charge("H2", "H", on(3, 1), 2000),
         ]
     )
-    assert select(connection, "SELECT * FROM clv") == [(first(1), "outbound", 1, 4000, 4000.0, "usd")]
+    assert select(connection, "SELECT * FROM clv") == [
+        (None, False, first(1), "outbound", 1, 4000, 4000.0, "usd")
+    ]
 
 
 # -- revenue at risk --------------------------------------------------------------------------------------
@@ -677,13 +805,13 @@ def test_anomalies_at_risk_is_the_mrr_behind_open_anomalies(db: duckdb.DuckDBPyC
     # A's card_testing anomaly (May 4, within 90 days of the last data) puts A's 4,500 behind it; churn-risk
     # signals are not anomalies.
     assert select(db, "SELECT * FROM anomalies_at_risk ORDER BY currency, kind") == [
-        ("usd", "card_testing", 1, 4500)
+        (None, False, "usd", "card_testing", 1, 4500)
     ]
 
 
 def test_revenue_at_risk_from_the_latest_churn_risk_level(db: duckdb.DuckDBPyConnection) -> None:
     assert select(db, "SELECT * FROM revenue_at_risk ORDER BY currency, level") == [
-        ("eur", "high", 1, 1800),  # F
-        ("usd", "high", 2, 4500 + 3000),  # A (its card_testing anomaly is no churn risk), D (back in May)
-        ("usd", "medium", 1, 2000),  # C; B's latest level is low; G has no MRR to lose
+        (None, False, "eur", "high", 1, 1800),  # F
+        (None, False, "usd", "high", 2, 4500 + 3000),  # A (its card_testing anomaly is no churn risk), D
+        (None, False, "usd", "medium", 1, 2000),  # C; B's latest level is low; G has no MRR to lose
     ]

@@ -263,32 +263,46 @@ def test_each_chart_has_an_empty_state_when_there_is_no_data() -> None:
 
 # -- reading the views ------------------------------------------------------------------------------------
 def views() -> duckdb.DuckDBPyConnection:
-    """Tables with the views' names and columns, in the types the SQL may produce."""
+    """Tables with the views' names and columns, in the types the SQL may produce: the platform's live rows
+    (account null, livemode true), and rows of test mode and of the connected account acct_x that the
+    default report must leave out."""
     connection = duckdb.connect()
     connection.execute(
         "CREATE TABLE mrr_movements AS SELECT * FROM (VALUES "
-        "(TIMESTAMP '2026-02-01 00:00:00', 'usd', 170000::HUGEINT, 40000, 10000, -5000, -25000, 0, 4), "
-        "(TIMESTAMP '2026-01-01 00:00:00', 'usd', 150000::HUGEINT, 150000, 0, 0, 0, 0, 3)) "
-        "t(month, currency, mrr, new, expansion, contraction, churned, reactivated, customers)"
+        "(NULL::VARCHAR, true, TIMESTAMP '2026-02-01 00:00:00', 'usd', 170000::HUGEINT, 40000, 10000, -5000, "
+        "-25000, 0, 4), "
+        "(NULL, true, TIMESTAMP '2026-01-01 00:00:00', 'usd', 150000::HUGEINT, 150000, 0, 0, 0, 0, 3), "
+        "(NULL, false, TIMESTAMP '2026-02-01 00:00:00', 'usd', 5000::HUGEINT, 5000, 0, 0, 0, 0, 1), "
+        "('acct_x', true, TIMESTAMP '2026-02-01 00:00:00', 'usd', 7000::HUGEINT, 7000, 0, 0, 0, 0, 1)) "
+        "t(account, livemode, month, currency, mrr, new, expansion, contraction, churned, reactivated, "
+        "customers)"
     )
     connection.execute(
         "CREATE TABLE revenue_by_metadata AS SELECT * FROM (VALUES "
-        "(DATE '2026-01-01', 'usd', 'campaign', 'spring', 50000::DECIMAL(18,2), 50000), "
-        "(DATE '2026-02-01', 'usd', 'campaign', 'spring', 70000::DECIMAL(18,2), 60000), "
-        "(DATE '2026-02-01', 'usd', 'campaign', '(missing)', 10000::DECIMAL(18,2), 9000), "
-        "(DATE '2026-01-01', 'usd', 'campaign', 'winter', 30000::DECIMAL(18,2), 30000), "  # churned in Feb
-        "(DATE '2026-02-01', 'usd', 'crm_account_id', '001A', 999999::DECIMAL(18,2), 999999), "
-        "(DATE '2026-02-01', 'eur', 'campaign', NULL, 900::DECIMAL(18,2), 900)) "
-        "t(month, currency, dimension, value, revenue, mrr)"
+        "(NULL::VARCHAR, true, DATE '2026-01-01', 'usd', 'campaign', 'spring', 50000::DECIMAL(18,2), 50000), "
+        "(NULL, true, DATE '2026-02-01', 'usd', 'campaign', 'spring', 70000::DECIMAL(18,2), 60000), "
+        "(NULL, true, DATE '2026-02-01', 'usd', 'campaign', '(missing)', 10000::DECIMAL(18,2), 9000), "
+        "(NULL, true, DATE '2026-01-01', 'usd', 'campaign', 'winter', 30000::DECIMAL(18,2), 30000), "
+        "(NULL, true, DATE '2026-02-01', 'usd', 'crm_account_id', '001A', 999999::DECIMAL(18,2), 999999), "
+        "(NULL, true, DATE '2026-02-01', 'eur', 'campaign', NULL, 900::DECIMAL(18,2), 900), "
+        "(NULL, false, DATE '2026-03-01', 'usd', 'campaign', 'spring', 5000::DECIMAL(18,2), 5000), "
+        "('acct_x', true, DATE '2026-02-01', 'usd', 'campaign', 'connect', 7000::DECIMAL(18,2), 7000)) "
+        "t(account, livemode, month, currency, dimension, value, revenue, mrr)"
     )
     connection.execute(
         "CREATE TABLE cohort_retention AS SELECT * FROM (VALUES "
-        "(DATE '2026-01-01', 1, 4, 3, NULL::DOUBLE), (DATE '2026-01-01', 0, 4, 4, 1.0)) "
-        "t(cohort_month, months_since, customers, retained, retention)"
+        "(NULL::VARCHAR, true, DATE '2026-01-01', 1, 4, 3, NULL::DOUBLE), "
+        "(NULL, true, DATE '2026-01-01', 0, 4, 4, 1.0), "
+        "(NULL, false, DATE '2026-02-01', 0, 1, 1, 1.0), "
+        "('acct_x', true, DATE '2026-01-01', 0, 1, 1, 1.0)) "
+        "t(account, livemode, cohort_month, months_since, customers, retained, retention)"
     )
     connection.execute(
-        "CREATE TABLE revenue_at_risk AS SELECT * FROM (VALUES ('usd', 'high', 2, 60000.0)) "
-        "t(currency, level, customers, mrr)"
+        "CREATE TABLE revenue_at_risk AS SELECT * FROM (VALUES "
+        "(NULL::VARCHAR, true, 'usd', 'high', 2, 60000.0), "
+        "(NULL, false, 'usd', 'medium', 1, 5000.0), "
+        "('acct_x', true, 'usd', 'high', 1, 7000.0)) "
+        "t(account, livemode, currency, level, customers, mrr)"
     )
     return connection
 
@@ -303,6 +317,27 @@ def test_build_report_reads_the_views_in_order_and_in_plain_python_types() -> No
     assert data.at_risk == (RiskLevel("usd", "high", 2, 60000),)
     assert all(type(r.mrr) is int for r in [*data.movements, *data.at_risk, *data.campaigns])
     assert data.source == "a test"
+
+
+def test_the_report_shows_one_account_in_one_mode_the_platforms_live_money_by_default() -> None:
+    live = build_report(views())
+    assert (live.livemode, live.account, live.scope) == (True, None, "live mode, the platform's own account")
+    test = build_report(views(), livemode=False)
+    assert test.movements == (movement(FEB, mrr=5000, new=5000, customers=1),)
+    assert test.campaigns == (CampaignMrr("usd", "spring", 5000, 5000, MAR),)
+    assert test.cohorts == (CohortCell(FEB, 0, 1, 1, 1.0),)
+    assert test.at_risk == (RiskLevel("usd", "medium", 1, 5000),)
+    connected = build_report(views(), account="acct_x")
+    assert connected.movements == (movement(FEB, mrr=7000, new=7000, customers=1),)
+    assert connected.campaigns == (CampaignMrr("usd", "connect", 7000, 7000, FEB),)
+    assert connected.cohorts == (CohortCell(JAN, 0, 1, 1, 1.0),)
+    assert connected.at_risk == (RiskLevel("usd", "high", 1, 7000),)
+    assert build_report(views(), livemode=False, account="acct_x").movements == ()
+    # The page says whose money it shows.
+    assert "Data: live mode, the platform&#x27;s own account" in render_html(live)
+    assert "Data: test mode, connected account acct_x" in render_html(
+        replace(FULL, livemode=False, account="acct_x")
+    )
 
 
 def test_campaign_mrr_is_the_latest_month_and_revenue_adds_up_over_the_months() -> None:
@@ -358,6 +393,43 @@ def test_the_report_command_writes_the_page_from_the_local_warehouse(
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and set(charts(page)) == set(CHARTS)
     assert f"the local warehouse in {tmp_path / 'state'}" in page
+    assert (
+        "Data: live mode, the platform&#x27;s own account" in page and 'data-campaign="connect"' not in page
+    )
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "2 currency-months" in printed
     assert parser.parse_args(["report"]).out == Path("report.html")
+
+    # --test and --account choose another mode or account.
+    args = parser.parse_args(["--state-dir", str(tmp_path), "report", "--out", str(out), "--test"])
+    assert args.run(args) == 0
+    assert "Data: test mode, the platform&#x27;s own account" in out.read_text(encoding="utf-8")
+    assert "test mode, the platform's own account: 1 currency-months" in capsys.readouterr().out
+    args = parser.parse_args(["report", "--out", str(out), "--account", "acct_x"])
+    assert args.run(args) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "Data: live mode, connected account acct_x" in page and 'data-campaign="connect"' in page
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "--account", "cus_123"])
+    assert "not a Stripe account id" in capsys.readouterr().err
+
+
+def test_the_report_command_says_where_the_data_is_when_live_mode_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def warehouse_connection(state_dir: Path) -> Any:
+        connection = views()
+        connection.execute("DELETE FROM mrr_movements WHERE livemode")
+        for table in ("revenue_by_metadata", "cohort_retention", "revenue_at_risk"):
+            connection.execute(f"DELETE FROM {table}")
+        return connection
+
+    fake = types.ModuleType("stripe_middleware_dev.local.warehouse")
+    monkeypatch.setattr(fake, "warehouse_connection", warehouse_connection, raising=False)
+    monkeypatch.setitem(sys.modules, "stripe_middleware_dev.local.warehouse", fake)
+    out = tmp_path / "report.html"
+    args = argparse.Namespace(state_dir=tmp_path, out=out, test=False, account=None)
+    assert report.run_report_command(args) == 0
+    assert "test-mode events (--test)" in capsys.readouterr().out
+    assert report.run_report_command(argparse.Namespace(**{**vars(args), "test": True})) == 0
+    assert "--test" not in capsys.readouterr().out
