@@ -6,6 +6,7 @@ import hashlib
 import json
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,11 +23,13 @@ class SignalsConfigError(ConfigurationError):
 
 class Detector(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    actions: ClassVar[frozenset[str]] = frozenset()  # settings that act on a finding, not thresholds
     enabled: bool = True
 
     def version(self, name: str) -> str:
-        """`<name>@<hash of the thresholds>`: an anomaly says which rule and thresholds raised it."""
-        values = json.dumps(self.model_dump(exclude={"enabled"}), sort_keys=True)
+        """`<name>@<hash of the thresholds>`: an anomaly says which rule and thresholds raised it (turning
+        a detector or one of its actions on or off raises the same findings)."""
+        values = json.dumps(self.model_dump(exclude={"enabled", *self.actions}), sort_keys=True)
         return f"{name}@{hashlib.sha256(values.encode()).hexdigest()[:8]}"
 
 
@@ -49,9 +52,15 @@ class CardTesting(Detector):
 
 
 class DuplicateCharge(Detector):
-    """The same customer charged the same amount in the same currency twice within `window_minutes`."""
+    """The same customer charged the same amount in the same currency twice within `window_minutes`.
 
+    `refund` (off by default): each finding also puts a `refunds.create` command for the later charge on
+    the bus, which the command gateway runs like any producer's (allowlist, metadata schema, rate limit,
+    idempotency on the signal id)."""
+
+    actions: ClassVar[frozenset[str]] = frozenset({"refund"})
     window_minutes: int = Field(default=5, ge=1, le=1440)
+    refund: bool = False
 
 
 class AccountTakeover(Detector):

@@ -1,6 +1,7 @@
 """One published detail in, the anomalies it completes out: keep its facts, evaluate the subjects they
-touch, publish each finding not published before (at least once, under a stable `signal_id`); and score
-the churn risk of each subscription customer it touches, published when its level changes."""
+touch, publish each finding not published before (at least once, under a stable `signal_id`) with the
+commands its detector's actions send through the gateway; and score the churn risk of each subscription
+customer it touches, published when its level changes."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from stripe_middleware.signals.ports import Anomaly, SignalState
 
 
 class SignalsNotPublishedError(UnavailableError):
-    """EventBridge refused some signals; their facts are kept, so the redelivery publishes them."""
+    """EventBridge refused some signals (or their commands); their facts are kept, so the redelivery
+    publishes them."""
 
     code = "signals_not_published"
 
@@ -68,28 +70,57 @@ def detect(
     for subject in customers:  # a trial reaches the customer's cards
         touched |= {s: [] for f in read(subject) if (s := card_subject(f))}
     found = {a.signal_id: a for s in sorted(touched) for a in evaluate(s, read, config, oldest)}
-    raised, failed = _publish_anomalies(found, state, publisher)
+    raised, failed = _publish_anomalies(found, state, publisher, config)
     changed = _churn_changes(customers, read, state, model)
     churn_risks, churn_failed = _publish_churn_risks(changed, state, publisher)
     if failed or churn_failed:
         raise SignalsNotPublishedError(
-            f"{failed} anomalies and {churn_failed} churn risks were not published"
+            f"{failed} anomalies (or their commands) and {churn_failed} churn risks were not published"
         )
     return Detection(facts=len(facts), raised=raised, churn_risks=churn_risks)
 
 
 def _publish_anomalies(
-    found: dict[str, Anomaly], state: SignalState, publisher: Publisher
+    found: dict[str, Anomaly], state: SignalState, publisher: Publisher, config: SignalsConfig
 ) -> tuple[list[Anomaly], int]:
-    """The findings published now for the first time, and how many the bus refused."""
+    """The findings published now for the first time, and how many the bus refused (a finding or one of
+    its commands). Commands go in the same batch, and a finding is recorded as published only once its
+    commands are on the bus too: the redelivery sends again what was refused, and the gateway runs a
+    command it has seen (the same idempotency key) only once."""
     if not found:  # nothing found: nothing to ask of the state or the bus
         return [], 0
     published = state.published(found)
     new = [a for key, a in found.items() if key not in published]
-    failed = publisher.publish([Publication(a.signal_id, DetailType.SIGNAL_ANOMALY, a.detail()) for a in new])
-    raised = [a for a in new if a.signal_id not in failed]
+    commands = {a.signal_id: _commands(a, config) for a in new}
+    failed = publisher.publish(
+        [Publication(a.signal_id, DetailType.SIGNAL_ANOMALY, a.detail()) for a in new]
+        + [command for sent in commands.values() for command in sent]
+    )
+    raised = [
+        a
+        for a in new
+        if a.signal_id not in failed and not any(c.key in failed for c in commands[a.signal_id])
+    ]
     state.mark_published(raised)
-    return raised, len(failed)
+    return raised, len(new) - len(raised)
+
+
+def _commands(anomaly: Anomaly, config: SignalsConfig) -> list[Publication]:
+    """The commands a finding's detector sends (actions, off by default): a `stripe-middleware.command`
+    detail in the gateway's `CommandRequest` shape, which the gateway checks against its allowlist, metadata
+    schema and rate limit like any producer's. Its idempotency key is the signal id: one refund per finding,
+    however often it is sent. Signals never call Stripe themselves."""
+    charge = anomaly.newest_charge
+    if anomaly.kind != "duplicate_charge" or not config.detectors.duplicate_charge.refund or charge is None:
+        return []
+    command: dict[str, Any] = {
+        "operation": "refunds.create",
+        "params": {"charge": charge, "reason": "duplicate", "metadata": {"signal_id": anomaly.signal_id}},
+        "idempotency_key": anomaly.signal_id,
+    }
+    if anomaly.account:
+        command["stripe_account"] = anomaly.account
+    return [Publication(f"{anomaly.signal_id}/refunds.create", DetailType.COMMAND, command)]
 
 
 def _churn_changes(

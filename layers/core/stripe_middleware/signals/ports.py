@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stripe_middleware.shared.clock import iso
-from stripe_middleware.signals.facts import Fact
+from stripe_middleware.signals.facts import CHARGE, Fact
 
 LEVELS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
 MAX_EVIDENCE = 50  # ids in a published detail, the newest first kept
@@ -48,6 +48,12 @@ class Anomaly:
     def as_of(self) -> int:
         """Event time: the newest fact behind the finding."""
         return max(f.created for f in self.evidence)
+
+    @property
+    def newest_charge(self) -> str | None:
+        """The id of the newest charge behind the finding (a duplicate charge: the later of the two)."""
+        charges = [f for f in self.evidence if f.kind == CHARGE]
+        return max(charges, key=lambda f: (f.created, f.id)).object_id if charges else None
 
     def evidence_ids(self) -> dict[str, Any]:
         """The events and objects behind the finding: the newest MAX_EVIDENCE facts' (a burst of thousands of
