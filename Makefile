@@ -45,7 +45,9 @@ types: .venv/.installed
 .PHONY: chromium
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; }
+	  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; } || { \
+	  echo "make chromium: /usr/bin/chromium is missing and apt-get could not install it (needs root on Debian)"; \
+	  exit 1; }
 
 .PHONY: test
 test: install chromium lint types
