@@ -42,6 +42,7 @@ def main() -> int:
     results["backfill"] = backfill_bench.run(customers)
     results["signals"] = signals_bench.run(unique)
     results["signals"]["cost_per_million"] = cost.signals_per_million(results["signals"])
+    results["signals"]["retraining"] = signals_bench.training(*((300, 8) if args.quick else (1000, 12)))
     results["detectors"] = detectors_bench.run()
     results["cdnow"] = cdnow.run(2000 if args.quick else None)
     results["warehouse"] = warehouse_bench.run(1000, 12) if args.quick else warehouse_bench.run()
@@ -166,6 +167,13 @@ def signal_rows(sig: dict) -> list[tuple[str, str, str, bool | None]]:  # type: 
             "7 signals added cost per million events",
             f"${sig['cost_per_million']['total_usd_per_million_events']}",
             "",
+            None,
+        ),
+        (
+            "7 retraining memory / archived event",
+            f"{sig['retraining']['peak_bytes_per_event']} B ({sig['retraining']['archived_events']} events)",
+            f"{sig['retraining']['memory_ratio_over_json']}x its JSON; "
+            f"CPU {sig['retraining']['cpu_ratio_over_parsing']}x parsing it",
             None,
         ),
     ]

@@ -12,7 +12,17 @@ from typing import Any
 
 from bench.measure import fresh_interpreter_ms, median
 
-FUNCTIONS = ("ingest", "processor", "read_api", "commands_api", "gateway", "backfill", "catchup", "signals")
+FUNCTIONS = (
+    "ingest",
+    "processor",
+    "read_api",
+    "commands_api",
+    "gateway",
+    "backfill",
+    "catchup",
+    "signals",
+    "retrain",
+)
 FLOOR = "import boto3"
 
 

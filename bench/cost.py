@@ -124,6 +124,8 @@ def export_per_million(
     scanned_share: float = 0.5,
     projected_partitions: int = 3 * 3 * 365,
     glue_requests_per_query: float = 10.0,
+    archive_json_bytes: float = 3000.0,  # a Stripe event's published detail (the archive's line)
+    archive_gzip_ratio: float = 0.15,
 ) -> dict[str, Any]:
     """Dollars per million published events for the warehouse, at `events_per_month`.
 
@@ -138,6 +140,8 @@ def export_per_million(
       record kinds times days since the projection's first date), each LIST billed like a PUT, and reads
       every file kept (`gets_per_file_scan` GETs each): small files, not bytes, are what cost at low volume.
     - Glue: Firehose's schema reads (per object) and the queries' table reads.
+    - The event archive (the churn model's retraining input): Firehose ingestion of each Stripe event's
+      detail (rounded up to 5 KB), one gzipped object per buffer interval, a month of its storage.
     """
     rows = events_per_month * rows_per_event
     rounding = PRICES["firehose_record_rounding_bytes"]
@@ -172,6 +176,17 @@ def export_per_million(
         "athena_scanned": queries * scanned_per_query / TIB * PRICES["athena_per_tb_scanned"],
         "s3_lists_for_queries": lists / 1000 * PRICES["s3_put_list_per_1000_requests"],
         "s3_gets_for_queries": gets / 1000 * PRICES["s3_get_per_1000_requests"],
+        "archive_firehose_ingestion": events_per_month
+        * math.ceil(archive_json_bytes / rounding)
+        * rounding
+        / GIB
+        * PRICES["firehose_direct_put_per_gb"],
+        "archive_s3_puts": intervals / 1000 * PRICES["s3_put_list_per_1000_requests"],
+        "archive_s3_storage_one_month": events_per_month
+        * archive_json_bytes
+        * archive_gzip_ratio
+        / GIB
+        * PRICES["s3_standard_per_gb_month"],
     }
     millions = events_per_month / 1_000_000
     lines = {k: v / millions for k, v in monthly.items()}
@@ -194,6 +209,8 @@ def export_per_million(
             "scanned_share": scanned_share,
             "projected_partitions": projected_partitions,
             "gets_per_file_scan": gets_per_file_scan,
+            "archive_json_bytes": archive_json_bytes,
+            "archive_gzip_ratio": archive_gzip_ratio,
         },
         "objects_per_month": round(objects),
         "lines_usd_per_million_events": {k: round(v, 4) for k, v in lines.items()},

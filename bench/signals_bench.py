@@ -1,5 +1,6 @@
 """7. Signals: API calls, DynamoDB write units and CPU per published event, against the processor's for
-the same Stripe events in the same run.
+the same Stripe events in the same run; and the scheduled retraining's memory and CPU per archived event,
+against reading the archive's JSON lines alone (`training`).
 
 The processor runs first on the processor bench's stream (30 % duplicate deliveries); everything it
 publishes that the stack's rule sends to signals (Stripe events, not the middleware's own detail-types)
@@ -64,7 +65,8 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
             processor_cpu = time.process_time() - start
 
             inputs = _drain(sqs, queue_url)
-            signals.detector.cache_clear()
+            signals.dependencies.cache_clear()
+            signals.model_in_use.cache_clear()
             detector = signals.detector()
             ours = CallCounter({i.partition_key: INDEXED_ATTRIBUTES for i in INDEXES})
             ours.attach(detector.keywords["state"]._client)
@@ -106,6 +108,60 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
     )
     result["read_units_per_read_call"] = READ_UNITS_PER_READ_CALL
     return result
+
+
+def training(customers: int = 1000, months: int = 12) -> dict[str, Any]:
+    """Retraining (signals/retraining.py) on a simulated history's archived details: peak Python memory
+    per event against the JSON text's size, and CPU against parsing the lines alone (the floor)."""
+    import tracemalloc
+    from datetime import datetime
+    from pathlib import Path
+
+    from stripe_middleware.signals.churn import load_churn_model
+    from stripe_middleware.signals.retraining import retrain
+    from stripe_middleware.signals.training import detail_of
+    from stripe_middleware_dev.simulate import simulate
+
+    events = simulate(customers, months, 7, datetime(2025, 1, 1), attacks={}).events
+    lines = [json.dumps(found[1]) for e in events if (found := detail_of(e))]
+    now = max(e["created"] for e in events)
+    prior = load_churn_model(Path(__file__).parents[1] / "config" / "churn_model.json")
+
+    class Archive:
+        skipped = 0
+
+        def events(self, since: int) -> Any:
+            return (json.loads(line) for line in lines)
+
+    class Models:
+        def read(self, key: str) -> None:
+            return None
+
+        def write(self, key: str, text: str) -> None:
+            pass
+
+    start = time.process_time()
+    parsed = list(Archive().events(0))
+    parse_cpu = time.process_time() - start
+    del parsed
+    tracemalloc.start()
+    start = time.process_time()
+    outcome = retrain(
+        Archive(), Models(), in_use=prior, now=now, window_days=400, horizon_days=60, min_auc=0.6
+    )
+    train_cpu = time.process_time() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    json_bytes = sum(len(line) + 1 for line in lines)
+    return {
+        "archived_events": len(lines),
+        "status": outcome.status,
+        "held_out_roc_auc": outcome.report.get("metrics", {}).get("roc_auc"),
+        "peak_bytes_per_event": round(peak / len(lines)),
+        "memory_ratio_over_json": round(peak / json_bytes, 2),
+        "cpu_ms_per_event": round(train_cpu / len(lines) * 1000, 3),
+        "cpu_ratio_over_parsing": round(train_cpu / parse_cpu, 1),
+    }
 
 
 def _signal_inputs() -> dict[str, Any]:

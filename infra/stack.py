@@ -61,7 +61,7 @@ class StripeMiddlewareStack(Stack):
         # A broken config file fails synth here, not at 3 a.m.
         load_metadata_schema(METADATA_SCHEMA)
         load_gateway_config(GATEWAY_CONFIG)
-        load_signals_config(SIGNALS_CONFIG)
+        signals_config = load_signals_config(SIGNALS_CONFIG)
         load_churn_model(CHURN_MODEL)
         load_buyer_model(BUYERS_MODEL)
         layer = shared_layer(self, "CoreLayer")
@@ -130,10 +130,17 @@ class StripeMiddlewareStack(Stack):
             stripe_read_key=stripe_read_key,
             catchup_minutes=options.catchup_minutes,
         )
-        self.signals = Signals(
-            self, "Signals", stage=stage, layer=layer, table=self.store.table, bus=self.routing.bus
-        )
         self.warehouse = Warehouse(self, "Warehouse", stage=stage, bus=self.routing.bus)
+        self.signals = Signals(
+            self,
+            "Signals",
+            stage=stage,
+            layer=layer,
+            table=self.store.table,
+            bus=self.routing.bus,
+            models_bucket=self.warehouse.bucket,
+            retraining=signals_config.retraining,
+        )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
             "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",

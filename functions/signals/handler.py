@@ -14,26 +14,48 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.adapters.eventbridge import EventPublisher
+from stripe_middleware.adapters.s3 import S3ModelStore
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.signals.churn import ChurnRisk, load_churn_model
 from stripe_middleware.signals.config import load_signals_config
 from stripe_middleware.signals.consume import Detect, Message, consume
 from stripe_middleware.signals.detect import detect
 from stripe_middleware.signals.ports import Anomaly
+from stripe_middleware.signals.retraining import ModelInUse
 
 logger = Logger()
 metrics = Metrics()
 
 
+def unusable_model(message: str) -> None:
+    logger.error(message)
+    metrics.add_metric(Metric.CHURN_MODEL_UNUSABLE, MetricUnit.Count, 1)
+
+
 @cache
+def model_in_use() -> ModelInUse | None:
+    """The approved model in the bucket when retraining is deployed (MODEL_BUCKET_NAME), else None: the
+    prior the layer ships (or CHURN_MODEL_PATH) scores."""
+    bucket = os.environ.get("MODEL_BUCKET_NAME")
+    if not bucket:
+        return None
+    store = S3ModelStore(aws.client("s3", aws.QUEUE_CONSUMER), bucket)
+    return ModelInUse(store, load_churn_model(), time.time, unusable_model)
+
+
+@cache
+def dependencies() -> dict[str, Any]:
+    return {
+        "state": SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
+        "publisher": EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
+        "config": load_signals_config(),
+    }
+
+
 def detector() -> Detect:
-    return partial(
-        detect,
-        state=SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
-        publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
-        config=load_signals_config(),
-        model=load_churn_model(),
-    )
+    """Detection with the model in use now (a newly approved one within `REFRESH_SECONDS`)."""
+    in_use = model_in_use()
+    return partial(detect, **dependencies(), model=in_use.get() if in_use else load_churn_model())
 
 
 @metrics.log_metrics

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.python_function import PythonFunction
+from infra.nag import acknowledge
 from stripe_middleware.adapters.dynamodb.table import SIGNAL_PARTITIONS
+from stripe_middleware.adapters.s3 import EVENTS_PREFIX
 from stripe_middleware.shared.contract import SOURCE, DetailType
+from stripe_middleware.signals.config import RetrainingConfig
+from stripe_middleware.signals.retraining import APPROVED_KEY, MODELS_PREFIX
 
 TIMEOUT = Duration.seconds(60)
 BATCH_SIZE = 10
+# The retraining Lambda holds the window's archived events in memory: about 5 times their JSON size in
+# Python, some 15 KB per event (bench/signals_bench.py `training`), so 3 GB trains on some 200,000 events.
+RETRAIN_MEMORY_MB = 3008
 
 
 def signal_inputs() -> events.EventPattern:
@@ -43,6 +51,8 @@ class Signals(Construct):
         layer: lambda_.ILayerVersion,
         table: dynamodb.ITable,
         bus: events.IEventBus,
+        models_bucket: s3.IBucket,
+        retraining: RetrainingConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         self.inputs = DurableQueue(
@@ -63,7 +73,11 @@ class Signals(Construct):
             layer=layer,
             memory_size=512,
             timeout=TIMEOUT,
-            environment={"TABLE_NAME": table.table_name, "EVENT_BUS_NAME": bus.event_bus_name},
+            environment={
+                "TABLE_NAME": table.table_name,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                **({"MODEL_BUCKET_NAME": models_bucket.bucket_name} if retraining.enabled else {}),
+            },
         ).function
         self.function.add_event_source(
             sources.SqsEventSource(
@@ -89,3 +103,55 @@ class Signals(Construct):
             )
         )
         bus.grant_put_events_to(self.function)
+        if retraining.enabled:
+            self._retraining(stage, layer, models_bucket, retraining)
+
+    def _retraining(
+        self,
+        stage: StageConfig,
+        layer: lambda_.ILayerVersion,
+        bucket: s3.IBucket,
+        retraining: RetrainingConfig,
+    ) -> None:
+        """The churn model learned again every `every_days` from the event archive; the signals Lambda reads
+        only the approved artifact."""
+        self.retrain = PythonFunction(
+            self,
+            "Retrain",
+            name="retrain",
+            stage=stage,
+            layer=layer,
+            memory_size=RETRAIN_MEMORY_MB,
+            timeout=Duration.minutes(15),
+            environment={"MODEL_BUCKET_NAME": bucket.bucket_name},
+            reserved_concurrency=1,  # one retraining at a time
+        ).function
+        bucket.grant_read(self.retrain, f"{EVENTS_PREFIX}*")
+        bucket.grant_read_write(self.retrain, f"{MODELS_PREFIX}*")
+        bucket.grant_read(self.function, APPROVED_KEY)
+        self.retrain_schedule = events.Rule(
+            self,
+            "RetrainSchedule",
+            description="retrain the churn model on the event archive",
+            schedule=events.Schedule.rate(Duration.days(retraining.every_days)),
+            targets=[targets.LambdaFunction(self.retrain, retry_attempts=2)],
+        )
+        bucket_id = Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        roles = [f.role for f in (self.retrain, self.function) if f.role is not None]
+        for prefix, reason in (
+            (EVENTS_PREFIX, "reads the archive files Firehose named"),
+            (MODELS_PREFIX, "writes candidates named by their version"),
+        ):
+            acknowledge(
+                roles[0],
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"The retraining Lambda {reason}, only under {prefix}.",
+            )
+        for role in roles:
+            for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    "grant_read/grant_read_write's action groups, on the warehouse bucket's model and "
+                    "archive keys only (the signals Lambda: the approved model's one key).",
+                )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_athena as athena
@@ -41,8 +42,10 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.durable_queue import dead_letter_queue
 from infra.nag import acknowledge
+from stripe_middleware.adapters.s3 import EVENTS_PREFIX
 from stripe_middleware.export.rows import (
     DATA_COLUMNS,
+    EVENT,
     KINDS,
     PARTITION_COLUMNS,
     PARTITION_QUERIES,
@@ -271,6 +274,7 @@ class Warehouse(Construct):
         self.table.apply_removal_policy(stage.removal_policy)
 
         self.stream = self._delivery_stream(stage, stack)
+        self.archive_stream = self._archive_stream(stage)
         self._rules(stage, bus)
         self.workgroup = self._workgroup(stage)
 
@@ -307,6 +311,13 @@ class Warehouse(Construct):
             log_stream_name="DestinationDelivery",
             removal_policy=stage.removal_policy,
         )
+        self.archive_log_stream = logs.LogStream(
+            self,
+            "ArchiveDeliveryLogStream",
+            log_group=self.delivery_logs,
+            log_stream_name="ArchiveDelivery",
+            removal_policy=stage.removal_policy,
+        )
         glue_resources = [
             stack.format_arn(service="glue", resource="catalog"),
             stack.format_arn(service="glue", resource="database", resource_name=self.database_name),
@@ -328,6 +339,7 @@ class Warehouse(Construct):
                             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                             resources=[
                                 self.bucket.arn_for_objects(f"{RECORDS_PREFIX}*"),
+                                self.bucket.arn_for_objects(f"{EVENTS_PREFIX}*"),
                                 self.bucket.arn_for_objects(f"{ERRORS_PREFIX}*"),
                             ],
                         ),
@@ -350,9 +362,10 @@ class Warehouse(Construct):
                                     service="logs",
                                     resource="log-group",
                                     resource_name=f"{self.delivery_logs.log_group_name}:log-stream:"
-                                    f"{log_stream.log_stream_name}",
+                                    f"{stream.log_stream_name}",
                                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                                 )
+                                for stream in (log_stream, self.archive_log_stream)
                             ],
                         ),
                     ]
@@ -365,6 +378,12 @@ class Warehouse(Construct):
             f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{RECORDS_PREFIX}*]",
             "Firehose names each Parquet file itself (partition, time, random suffix); the role may write "
             "only under the records/ prefix.",
+        )
+        acknowledge(
+            self.delivery_role,
+            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{EVENTS_PREFIX}*]",
+            "Firehose names each archive file itself (hour, random suffix); the role may write only under "
+            "the events/ prefix.",
         )
         acknowledge(
             self.delivery_role,
@@ -445,6 +464,56 @@ class Warehouse(Construct):
         stream.apply_removal_policy(stage.removal_policy)
         return stream
 
+    def _archive_stream(self, stage: StageConfig) -> firehose.CfnDeliveryStream:
+        """The event archive: every Stripe event's published detail, one JSON line each, gzipped, under
+        events/YYYY/MM/DD/HH/ (arrival hour, UTC). The churn model is retrained from it, and `signals
+        train --events` reads its files as they are."""
+        Stream = firehose.CfnDeliveryStream
+        stream = Stream(
+            self,
+            "ArchiveStream",
+            delivery_stream_name=f"{SERVICE}-{stage.name}-events",
+            delivery_stream_type="DirectPut",
+            delivery_stream_encryption_configuration_input=(
+                Stream.DeliveryStreamEncryptionConfigurationInputProperty(key_type="AWS_OWNED_CMK")
+            ),
+            extended_s3_destination_configuration=Stream.ExtendedS3DestinationConfigurationProperty(
+                bucket_arn=self.bucket.bucket_arn,
+                role_arn=self.delivery_role.role_arn,
+                prefix=EVENTS_PREFIX + "!{timestamp:yyyy/MM/dd/HH}/",
+                error_output_prefix=ERRORS_OUTPUT_PREFIX,
+                buffering_hints=Stream.BufferingHintsProperty(
+                    interval_in_seconds=BUFFER_SECONDS, size_in_m_bs=BUFFER_MIB
+                ),
+                compression_format="GZIP",
+                cloud_watch_logging_options=Stream.CloudWatchLoggingOptionsProperty(
+                    enabled=True,
+                    log_group_name=self.delivery_logs.log_group_name,
+                    log_stream_name=self.archive_log_stream.log_stream_name,
+                ),
+                processing_configuration=Stream.ProcessingConfigurationProperty(
+                    enabled=True, processors=[Stream.ProcessorProperty(type="AppendDelimiterToRecord")]
+                ),
+                s3_backup_mode="Disabled",
+            ),
+        )
+        stream.apply_removal_policy(stage.removal_policy)
+        return stream
+
+    def _target(self, stream: firehose.CfnDeliveryStream, **shape: Any) -> events.CfnRule.TargetProperty:
+        """A bus rule's target: the delivery stream, retried for a day, then the export dead-letter queue."""
+        return events.CfnRule.TargetProperty(
+            id="DeliveryStream",
+            arn=stream.attr_arn,
+            role_arn=self.put_records_role.role_arn,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_event_age_in_seconds=int(RULE_MAX_EVENT_AGE.to_seconds()),
+                maximum_retry_attempts=RULE_RETRY_ATTEMPTS,
+            ),
+            **shape,
+        )
+
     def _rules(self, stage: StageConfig, bus: events.IEventBus) -> None:
         """One bus rule per record kind, each turning its events into rows for the delivery stream."""
         self.dead_letter_queue = dead_letter_queue(self, "ExportDeadLetterQueue", stage)
@@ -463,7 +532,7 @@ class Warehouse(Construct):
                     statements=[
                         iam.PolicyStatement(
                             actions=["firehose:PutRecord", "firehose:PutRecordBatch"],
-                            resources=[self.stream.attr_arn],
+                            resources=[self.stream.attr_arn, self.archive_stream.attr_arn],
                         )
                     ]
                 )
@@ -480,30 +549,35 @@ class Warehouse(Construct):
                 event_pattern=dict(kind.pattern),
                 state="ENABLED",
                 targets=[
-                    events.CfnRule.TargetProperty(
-                        id="DeliveryStream",
-                        arn=self.stream.attr_arn,
-                        role_arn=self.put_records_role.role_arn,
+                    self._target(
+                        self.stream,
                         input_transformer=events.CfnRule.InputTransformerProperty(
                             input_paths_map=transformer.paths, input_template=transformer.template
-                        ),
-                        dead_letter_config=events.CfnRule.DeadLetterConfigProperty(
-                            arn=self.dead_letter_queue.queue_arn
-                        ),
-                        retry_policy=events.CfnRule.RetryPolicyProperty(
-                            maximum_event_age_in_seconds=int(RULE_MAX_EVENT_AGE.to_seconds()),
-                            maximum_retry_attempts=RULE_RETRY_ATTEMPTS,
                         ),
                     )
                 ],
             )
             self.rules[kind.name] = rule
+        [stripe_events] = [kind for kind in RECORD_KINDS if kind.name == EVENT]
+        self.archive_rule = events.CfnRule(
+            self,
+            "ArchiveEvents",
+            event_bus_name=bus.event_bus_name,
+            description="event archive: every Stripe event's detail, one JSON line each",
+            event_pattern=dict(stripe_events.pattern),
+            state="ENABLED",
+            targets=[self._target(self.archive_stream, input_path="$.detail")],
+        )
         self.dead_letter_queue.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["sqs:SendMessage"],
                 resources=[self.dead_letter_queue.queue_arn],
-                conditions={"ArnEquals": {"aws:SourceArn": [r.attr_arn for r in self.rules.values()]}},
+                conditions={
+                    "ArnEquals": {
+                        "aws:SourceArn": [r.attr_arn for r in (*self.rules.values(), self.archive_rule)]
+                    }
+                },
             )
         )
 

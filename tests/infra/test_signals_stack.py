@@ -73,7 +73,12 @@ def test_the_signals_function_has_exactly_the_calls_it_makes(dev: Synthesized) -
     [put_events] = [s for s in statements if s["Action"] == "events:PutEvents"]
     assert put_events["Resource"] != "*"
     others = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert others - set(table_statement["Action"]) - {"events:PutEvents"} == {
+    [model] = [s for s in statements if "s3:GetObject*" in s["Action"]]
+    assert model["Action"] == ["s3:GetObject*", "s3:GetBucket*", "s3:List*"]
+    assert [r["Fn::Join"][1][-1] for r in model["Resource"] if "Fn::Join" in r] == [
+        "/models/churn/approved.json"
+    ]
+    assert others - set(table_statement["Action"]) - {"events:PutEvents", *model["Action"]} == {
         "sqs:ReceiveMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueUrl",
@@ -84,3 +89,56 @@ def test_the_signals_function_has_exactly_the_calls_it_makes(dev: Synthesized) -
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }  # and what the queue event source, its log group and tracing need, nothing more
+
+
+def test_the_churn_model_is_retrained_weekly_from_the_archive_and_only_writes_models(
+    dev: Synthesized,
+) -> None:
+    logical_id, function = function_named(dev, "retrain")
+    [schedule] = [
+        r["Properties"]
+        for r in dev.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression")
+        and r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+    ]
+    assert schedule["ScheduleExpression"] == "rate(7 days)"
+    assert (
+        function["Properties"]["Timeout"] == 900
+        and function["Properties"]["ReservedConcurrentExecutions"] == 1
+    )
+    statements = policy_statements_of(dev, function)
+    s3_resources = {
+        r["Fn::Join"][1][-1]
+        for s in statements
+        if any(str(a).startswith("s3:") for a in s["Action"])
+        for r in s["Resource"]
+        if "Fn::Join" in r
+    }
+    assert s3_resources == {"/events/*", "/models/churn/*"}
+    writes = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert [r["Fn::Join"][1][-1] for s in writes for r in s["Resource"] if "Fn::Join" in r] == [
+        "/models/churn/*"
+    ]
+    _, signals = function_named(dev, "signals")
+    assert signals["Properties"]["Environment"]["Variables"]["MODEL_BUCKET_NAME"] == {
+        "Ref": next(k for k in dev.resources("AWS::S3::Bucket") if k.startswith("WarehouseBucket"))
+    }
+
+
+def test_the_archive_takes_every_stripe_events_detail_as_gzipped_json_lines(dev: Synthesized) -> None:
+    [archive] = [
+        r["Properties"]
+        for logical_id, r in dev.resources("AWS::Events::Rule").items()
+        if logical_id.startswith("WarehouseArchiveEvents")
+    ]
+    assert archive["EventPattern"]["detail-type"] == [{"anything-but": {"prefix": "stripe-middleware."}}]
+    [target] = archive["Targets"]
+    assert target["InputPath"] == "$.detail" and "DeadLetterConfig" in target
+    [stream] = [
+        r["Properties"]["ExtendedS3DestinationConfiguration"]
+        for r in dev.resources("AWS::KinesisFirehose::DeliveryStream").values()
+        if r["Properties"]["DeliveryStreamName"].endswith("-events")
+    ]
+    assert stream["Prefix"] == "events/!{timestamp:yyyy/MM/dd/HH}/"  # what S3EventArchive lists by
+    assert stream["CompressionFormat"] == "GZIP"
+    assert stream["ProcessingConfiguration"]["Processors"] == [{"Type": "AppendDelimiterToRecord"}]

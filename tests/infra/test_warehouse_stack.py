@@ -43,6 +43,8 @@ from stripe_middleware.shared.metadata_schema import load_metadata_schema
 from stripe_middleware.signals.churn import load_churn_model
 from stripe_middleware.signals.config import load_signals_config
 from stripe_middleware.signals.detect import detect
+from stripe_middleware.signals.facts import facts_of
+from stripe_middleware.signals.training import detail_of
 from stripe_middleware_dev.analytics import athena_statements
 from stripe_middleware_dev.targets import OUTPUT_NAMES
 from tests.fakes.ports import FakePublisher, FakeStore
@@ -81,7 +83,12 @@ def statements_on(synth: Synthesized, bucket_id: str) -> list[dict[str, Any]]:
 
 
 def delivery_stream(synth: Synthesized) -> tuple[str, dict[str, Any]]:
-    [(logical_id, stream)] = of_warehouse(synth, "AWS::KinesisFirehose::DeliveryStream").items()
+    """The records (Parquet) stream; the other one is the event archive (see test_signals_stack.py)."""
+    [(logical_id, stream)] = [
+        (logical_id, stream)
+        for logical_id, stream in of_warehouse(synth, "AWS::KinesisFirehose::DeliveryStream").items()
+        if stream["Properties"]["DeliveryStreamName"].endswith("-records")
+    ]
     return logical_id, stream["Properties"]
 
 
@@ -96,7 +103,11 @@ def as_list(value: Any) -> list[Any]:
 
 def kind_rules(synth: Synthesized) -> dict[str, dict[str, Any]]:
     """The export rule of each record kind, found by its event pattern."""
-    rules = of_warehouse(synth, "AWS::Events::Rule")
+    rules = {
+        logical_id: rule
+        for logical_id, rule in of_warehouse(synth, "AWS::Events::Rule").items()
+        if "InputTransformer" in rule["Properties"]["Targets"][0]  # not the archive's rule
+    }
     return {
         kind.name: next(
             r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"] == kind.pattern
@@ -319,7 +330,7 @@ def test_firehose_writes_parquet_against_the_table_partitioned_by_kind_and_date(
     assert group["Properties"]["LogGroupName"] == "/aws/kinesisfirehose/stripe-middleware-dev-records"
 
 
-def test_the_delivery_role_writes_its_two_prefixes_reads_the_table_and_logs_nothing_more(
+def test_the_delivery_role_writes_its_three_prefixes_reads_the_table_and_logs_nothing_more(
     dev: Synthesized,
 ) -> None:
     _, stream = delivery_stream(dev)
@@ -343,7 +354,7 @@ def test_the_delivery_role_writes_its_two_prefixes_reads_the_table_and_logs_noth
         "logs:PutLogEvents",
     }
     written = json.dumps(by_action["s3:PutObject"]["Resource"])
-    assert written.count("/records/*") == 1 and written.count("/errors/*") == 1
+    assert [written.count(f"/{prefix}/*") for prefix in ("records", "events", "errors")] == [1, 1, 1]
     assert "athena-results" not in written
     glue = json.dumps(by_action["glue:GetTable"]["Resource"])
     assert ":table/stripe_middleware_dev/records" in glue and ":database/stripe_middleware_dev" in glue
@@ -366,7 +377,7 @@ def test_one_rule_per_record_kind_puts_rows_with_retries_and_a_dead_letter_queue
         dead_letters.add(dead_letter)
         [put] = role_statements(dev, target["RoleArn"]["Fn::GetAtt"][0])
         assert set(put["Action"]) == {"firehose:PutRecord", "firehose:PutRecordBatch"}
-        assert put["Resource"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+        assert {"Fn::GetAtt": [stream_id, "Arn"]} in put["Resource"]  # and the archive's stream
     [dead_letter] = dead_letters
     [policy] = [
         p["Properties"]["PolicyDocument"]["Statement"]
@@ -468,3 +479,24 @@ def test_the_stack_says_where_the_warehouse_is(dev: Synthesized) -> None:
     outputs = dev.json()["Outputs"]
     names = {"WarehouseBucketName", "AthenaWorkGroupName", "GlueDatabaseName"}
     assert names <= set(outputs) and names <= set(OUTPUT_NAMES)
+
+
+def test_the_archive_keeps_each_stripe_events_detail_as_retraining_reads_it(
+    dev: Synthesized, published_events: list[dict[str, Any]]
+) -> None:
+    """The archive rule sends `$.detail` of every Stripe event: retraining reads that line back to the very
+    detail the signals function learned from."""
+    [archive] = [
+        r["Properties"]
+        for r in of_warehouse(dev, "AWS::Events::Rule").values()
+        if r["Properties"]["Targets"][0].get("InputPath")
+    ]
+    assert archive["Targets"][0]["InputPath"] == "$.detail"
+    [events_kind] = [kind for kind in RECORD_KINDS if kind.name == "event"]
+    archived = [e for e in published_events if events_kind.takes(e["detail-type"])]
+    assert len(archived) == 4
+    for event in archived:
+        line = json.loads(json.dumps(event["detail"]))  # what Firehose writes and S3EventArchive reads
+        found = detail_of(line)
+        assert found is not None and found[0] == event["detail-type"]
+        assert facts_of(*found) == facts_of(event["detail-type"], event["detail"])

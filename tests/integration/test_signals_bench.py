@@ -19,3 +19,10 @@ def test_a_small_signals_run_processes_every_published_event_and_is_priced() -> 
         sum(priced["lines_usd_per_million_events"].values()), 2
     )
     assert priced["total_usd_per_million_events"] > 0
+
+
+def test_a_small_retraining_run_reads_every_archived_event_and_is_measured() -> None:
+    result = signals_bench.training(customers=60, months=6)
+    assert result["archived_events"] > 1000 and result["status"] in ("approved", "rejected")
+    assert result["peak_bytes_per_event"] > 0 and result["memory_ratio_over_json"] > 1
+    assert result["cpu_ratio_over_parsing"] > 0

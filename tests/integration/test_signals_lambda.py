@@ -107,9 +107,11 @@ def signals_stack(processor_stack: ProcessorStack) -> Iterator[SignalsStack]:
     processor_stack.events.put_targets(
         Rule="signals", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}]
     )
-    handler.detector.cache_clear()
+    handler.dependencies.cache_clear()
+    handler.model_in_use.cache_clear()
     yield SignalsStack(processor_stack, queue_url)
-    handler.detector.cache_clear()
+    handler.dependencies.cache_clear()
+    handler.model_in_use.cache_clear()
 
 
 def test_a_duplicate_charge_is_published_stored_and_served_once(signals_stack: SignalsStack) -> None:

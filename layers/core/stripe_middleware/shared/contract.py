@@ -72,6 +72,11 @@ class Metric(StrEnum):
     STRIPE_TO_SIGNAL_LATENCY = "StripeToSignalLatency"  # from the event's `created` to its evaluation
 
 
+    # churn model retraining (dimension: outcome approved | rejected | skipped)
+    CHURN_MODEL_RETRAININGS = "ChurnModelRetrainings"
+    CHURN_MODEL_TRAINING_EVENTS = "ChurnModelTrainingEvents"  # archived events read
+    CHURN_MODEL_SKIPPED_LINES = "ChurnModelSkippedLines"  # archive lines or files that were not events
+    CHURN_MODEL_UNUSABLE = "ChurnModelUnusable"  # the signals Lambda could not read the approved model
 def mode_label(livemode: bool) -> str:
     """`live` or `test`: how keys, limits and logs name Stripe's two modes."""
     return "live" if livemode else "test"

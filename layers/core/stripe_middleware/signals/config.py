@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stripe_middleware.shared.errors import ConfigurationError
 from stripe_middleware.shared.settings import config_file
@@ -126,10 +126,32 @@ class Detectors(BaseModel):
     amount_outlier: AmountOutlier = AmountOutlier()
 
 
+class RetrainingConfig(BaseModel):
+    """The scheduled retraining of the churn model on AWS (signals/retraining.py): every `every_days`, on
+    the archived events of the last `window_days`, approved only at `min_auc` or better on held-out data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    every_days: int = Field(default=7, ge=1, le=31)
+    window_days: int = Field(default=400, ge=1, le=1100)
+    horizon_days: int = Field(default=60, ge=1, le=365)
+    min_auc: float = Field(default=0.6, ge=0.5, le=1.0)
+
+    @model_validator(mode="after")
+    def _enough_history(self) -> RetrainingConfig:
+        needed = 2 * self.horizon_days + 31  # train_model: two horizons and a month of snapshots
+        if self.window_days < needed:
+            raise ValueError(
+                f"window_days must be at least {needed} for a horizon of {self.horizon_days} days"
+            )
+        return self
+
+
 class SignalsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: int = Field(ge=1)
     detectors: Detectors = Detectors()
+    retraining: RetrainingConfig = RetrainingConfig()
 
     def account_lookback_seconds(self) -> int:
         """How far before a new fact the account-level detectors look (their window and baseline): an

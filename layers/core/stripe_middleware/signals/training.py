@@ -33,8 +33,13 @@ class TrainingDataError(MiddlewareError):
 
 # -- the replay -------------------------------------------------------------------------------------------
 def detail_of(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The detail the processor publishes for a Stripe event (what `facts_of` reads); None for a line that
-    is not one."""
+    """The detail the processor publishes for a Stripe event (what `facts_of` reads), from a Stripe event or
+    from such a detail as the event archive holds it; None for a line that is neither."""
+    if isinstance(event.get("object"), dict):  # a published detail: the object itself, not "event"
+        event = {
+            **event,
+            "data": {"object": event["object"], "previous_attributes": event.get("previous_attributes")},
+        }
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     event_type, created = event.get("type"), event.get("created")
