@@ -1,6 +1,6 @@
 -- customer_mrr_months: one row per customer, currency and month: the sum of the customer's subscriptions'
 -- MRR at the month's end, the previous month's, and whether the customer had MRR in any earlier month.
--- The building block of mrr_movements, mrr_summary, cohort_retention and revenue_at_risk.
+-- The building block of mrr_movements, mrr_summary, cohort_retention and current_mrr.
 --
 -- A customer is (account, livemode, customer_id). The months of a customer are contiguous (every
 -- subscription has a row in every month from its first to the last month of data), so the previous row

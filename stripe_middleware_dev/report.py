@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -811,6 +811,35 @@ def _section(title: str, explain: str, content: str) -> str:
     return f"<section><h2>{escape(title)}</h2><p class='explain'>{escape(explain)}</p>{content}</section>"
 
 
+class _InCurrency(Protocol):
+    @property
+    def currency(self) -> str: ...
+
+
+_Row = TypeVar("_Row", bound=_InCurrency)
+
+
+def _per_currency(
+    rows: Sequence[_Row],
+    chart: Callable[[list[_Row], str], str],
+    header: Callable[[list[_Row]], list[str]],
+    cells: Callable[[_Row, str], list[str]],
+    order: Callable[[_Row], Any] | None = None,
+) -> str:
+    """Each currency on its own: its code, its chart and the table of its numbers, of its rows (in `order`,
+    else as given)."""
+    parts = []
+    for currency in _currencies(rows):
+        mine = [r for r in rows if r.currency == currency]
+        if order is not None:
+            mine.sort(key=order)
+        parts.append(f"<h3>{escape(currency.upper())}</h3>{chart(mine, currency)}")
+        parts.append(
+            _table(f"The numbers ({currency.upper()})", header(mine), (cells(r, currency) for r in mine))
+        )
+    return "".join(parts)
+
+
 def _movements_section(rows: Sequence[MovementMonth]) -> str:
     if not rows:
         return _empty(
@@ -818,49 +847,30 @@ def _movements_section(rows: Sequence[MovementMonth]) -> str:
             "MRR movements",
             "No MRR yet: subscriptions appear here once their events arrive.",
         )
-    parts = []
-    for currency in _currencies(rows):
-        mine = [r for r in rows if r.currency == currency]
-        parts.append(f"<h3>{escape(currency.upper())}</h3>{mrr_movements_chart(mine, currency)}")
-        parts.append(
-            _table(
-                f"The numbers ({currency.upper()})",
-                ["Month", "MRR", *(m.label for m in MOVEMENTS), "Net change", "Customers"],
-                (
-                    [
-                        format_month(r.month),
-                        format_amount(r.mrr, currency),
-                        *(format_amount(r.amount(m), currency) for m in MOVEMENTS),
-                        format_amount(sum(r.amount(m) for m in MOVEMENTS), currency),
-                        f"{r.customers:,}",
-                    ]
-                    for r in mine
-                ),
-            )
-        )
-    return "".join(parts)
+    return _per_currency(
+        rows,
+        mrr_movements_chart,
+        lambda _: ["Month", "MRR", *(m.label for m in MOVEMENTS), "Net change", "Customers"],
+        lambda r, currency: [
+            format_month(r.month),
+            format_amount(r.mrr, currency),
+            *(format_amount(r.amount(m), currency) for m in MOVEMENTS),
+            format_amount(sum(r.amount(m) for m in MOVEMENTS), currency),
+            f"{r.customers:,}",
+        ],
+    )
 
 
 def _campaign_section(rows: Sequence[CampaignMrr]) -> str:
     if not rows:
         return _empty("mrr-by-campaign", "MRR by campaign", "No campaign data yet.")
-    parts = []
-    for currency in _currencies(rows):
-        mine = sorted(
-            (r for r in rows if r.currency == currency), key=lambda r: (-r.mrr, -r.revenue, r.campaign)
-        )
-        parts.append(f"<h3>{escape(currency.upper())}</h3>{campaign_chart(mine, currency)}")
-        parts.append(
-            _table(
-                f"The numbers ({currency.upper()})",
-                ["Campaign", f"MRR, {format_month(mine[0].as_of)}", "Revenue to date"],
-                (
-                    [r.campaign, format_amount(r.mrr, currency), format_amount(r.revenue, currency)]
-                    for r in mine
-                ),
-            )
-        )
-    return "".join(parts)
+    return _per_currency(
+        rows,
+        campaign_chart,
+        lambda mine: ["Campaign", f"MRR, {format_month(mine[0].as_of)}", "Revenue to date"],
+        lambda r, currency: [r.campaign, format_amount(r.mrr, currency), format_amount(r.revenue, currency)],
+        order=lambda r: (-r.mrr, -r.revenue, r.campaign),
+    )
 
 
 def _cohort_section(cells: Sequence[CohortCell]) -> str:
@@ -891,18 +901,13 @@ def _risk_section(rows: Sequence[RiskLevel]) -> str:
             "Revenue at risk",
             "No paying customer at high or medium churn risk (or no churn-risk signals yet).",
         )
-    parts = []
-    for currency in _currencies(rows):
-        mine = sorted((r for r in rows if r.currency == currency), key=lambda r: _level_order(r.level))
-        parts.append(f"<h3>{escape(currency.upper())}</h3>{risk_chart(mine, currency)}")
-        parts.append(
-            _table(
-                f"The numbers ({currency.upper()})",
-                ["Level", "Customers", "MRR"],
-                ([r.level, f"{r.customers:,}", format_amount(r.mrr, currency)] for r in mine),
-            )
-        )
-    return "".join(parts)
+    return _per_currency(
+        rows,
+        risk_chart,
+        lambda _: ["Level", "Customers", "MRR"],
+        lambda r, currency: [r.level, f"{r.customers:,}", format_amount(r.mrr, currency)],
+        order=lambda r: _level_order(r.level),
+    )
 
 
 def _summary(rows: Sequence[MovementMonth]) -> str:

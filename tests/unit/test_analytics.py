@@ -345,9 +345,11 @@ def test_one_view_per_file_in_order_each_reading_only_records_and_earlier_views(
         "customer_mrr_months",
         "mrr_movements",
         "mrr_summary",
+        "succeeded_charges",
         "revenue_by_metadata",
         "cohort_retention",
         "clv",
+        "current_mrr",
         "revenue_at_risk",
         "anomalies_at_risk",
     )

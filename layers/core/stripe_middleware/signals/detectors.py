@@ -387,27 +387,6 @@ class _Window:
     def lift(self) -> float:
         return self.rate / self.baseline_rate
 
-    def spiking(self, least: _Least) -> bool:
-        return (
-            len(self.events) >= least.events
-            and self.charges >= least.charges
-            and self.baseline_charges >= least.baseline_charges
-            and 100 * self.rate >= least.percent
-            and self.lift >= least.ratio
-        )
-
-
-@dataclass(frozen=True)
-class _Least:
-    """What a window needs to be a spike: events and charges in it, charges in its baseline, its rate (in
-    percent) and its rate over the baseline's."""
-
-    events: int
-    charges: int
-    baseline_charges: int
-    percent: float
-    ratio: float
-
 
 def _windows(events: list[Fact], charges: list[Fact], recent: int, baseline: int) -> list[_Window]:
     """For each event at time t (both lists ordered): the window (t - recent, t] and its baseline
@@ -434,34 +413,77 @@ def _worst_per_day(windows: list[_Window]) -> dict[str, _Window]:
     return days
 
 
-def _spike(
-    kind: str,
-    subject: str,
-    *,
-    day: str,
-    window: _Window,
-    ratio: float,
-    reasons: tuple[Reason, ...],
-    version: str,
-) -> Anomaly:
-    first = window.events[0]
-    return Anomaly(
-        signal_id=signal_id(kind, subject, day),
-        kind=kind,
-        subject=subject,
-        account=first.account,
-        livemode=first.livemode,
-        customer_id=None,  # an account's rate: the customers are in the evidence
-        score=min(1.0, 0.5 + 0.5 * (window.lift - ratio) / ratio),
-        reasons=reasons,
-        evidence=tuple(window.events),
-        model_version=version,
-    )
+@dataclass(frozen=True)
+class _RateSpike:
+    """A rate spike detector: the share of an account's charges that one kind of event (a failure, a
+    dispute) makes in a recent window, against the same share in a baseline just before it. What differs
+    between the two detectors: the events and charges counted, the window, how many events a spike needs
+    and how its reasons read (the rate's decimals, what happened to the baseline's charges)."""
 
+    kind: str
+    rule: PaymentFailureSpike | DisputeSpike
+    recent: int  # the window, in seconds
+    min_events: int
+    digits: int  # the decimals of a rate in percent
+    outcome: str  # what the events did to their charges: "failed", "were disputed"
 
-def _baseline_words(window: _Window, days: int, what: str) -> str:
-    before = window.baseline_events or "none"
-    return f"{before} of the {window.baseline_charges} charges of the {days} days before {what}"
+    def anomalies(
+        self,
+        subject: str,
+        events: list[Fact],
+        charges: list[Fact],
+        judged_from: int | None,
+        reasons: Callable[[_Window], tuple[Reason, ...]],
+    ) -> list[Anomaly]:
+        """The worst spiking window of each UTC day, as a finding with the detector's `reasons`."""
+        windows = _windows(events, charges, self.recent, self.rule.baseline_days * DAY)
+        spiking = [w for w in windows if self._spiking(w) and _judged(w, judged_from)]
+        return [self._anomaly(subject, day, w, reasons(w)) for day, w in _worst_per_day(spiking).items()]
+
+    def _spiking(self, window: _Window) -> bool:
+        """Enough events and charges in the window, charges in its baseline, its rate and its lift."""
+        rule = self.rule
+        return (
+            len(window.events) >= self.min_events
+            and window.charges >= rule.min_charges
+            and window.baseline_charges >= rule.min_baseline_charges
+            and 100 * window.rate >= rule.min_rate_percent
+            and window.lift >= rule.ratio
+        )
+
+    def _anomaly(self, subject: str, day: str, window: _Window, reasons: tuple[Reason, ...]) -> Anomaly:
+        first, ratio = window.events[0], self.rule.ratio
+        return Anomaly(
+            signal_id=signal_id(self.kind, subject, day),
+            kind=self.kind,
+            subject=subject,
+            account=first.account,
+            livemode=first.livemode,
+            customer_id=None,  # an account's rate: the customers are in the evidence
+            score=min(1.0, 0.5 + 0.5 * (window.lift - ratio) / ratio),
+            reasons=reasons,
+            evidence=tuple(window.events),
+            model_version=self.rule.version(self.kind),
+        )
+
+    def percent(self, rate: float) -> str:
+        return f"{100 * rate:.{self.digits}f}%"
+
+    def rate_reason(self, feature: str, window: _Window, said: str) -> Reason:
+        """The window's rate against the least one; `said` tells what was counted."""
+        least = self.rule.min_rate_percent
+        return Reason(feature, round(100 * window.rate, self.digits), least, f"{said} (threshold {least:g}%)")
+
+    def baseline_reason(self, window: _Window) -> Reason:
+        rule, before = self.rule, window.baseline_events or "none"
+        return Reason(
+            "times_baseline",
+            round(window.lift, 1),
+            rule.ratio,
+            f"{window.lift:.1f} times the account's own rate: {before} of the {window.baseline_charges} "
+            f"charges of the {rule.baseline_days} days before {self.outcome} "
+            f"({self.percent(window.baseline_rate)} at most) (threshold {rule.ratio:g} times)",
+        )
 
 
 def payment_failure_spike(
@@ -469,30 +491,19 @@ def payment_failure_spike(
 ) -> list[Anomaly]:
     """An account subject: the share of failed charges in a recent window against the days before it."""
     charges = _ordered([f for f in facts if f.kind == CHARGE])
-    windows = _windows(
-        [c for c in charges if c.failed], charges, rule.window_hours * HOUR, rule.baseline_days * DAY
+    spike = _RateSpike(
+        "payment_failure_spike", rule, rule.window_hours * HOUR, min_events=1, digits=1, outcome="failed"
     )
-    least = _Least(1, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio)
-    found = []
-    for day, w in _worst_per_day(
-        [w for w in windows if w.spiking(least) and _judged(w, judged_from)]
-    ).items():
-        reasons = (
-            Reason(
+
+    def reasons(w: _Window) -> tuple[Reason, ...]:
+        return (
+            spike.rate_reason(
                 "failure_rate_percent",
-                round(100 * w.rate, 1),
-                rule.min_rate_percent,
+                w,
                 f"{len(w.events)} of the {w.charges} charges in the {rule.window_hours} hours to "
-                f"{_at(w.end)} failed: {100 * w.rate:.1f}% (threshold {rule.min_rate_percent:g}%)",
+                f"{_at(w.end)} failed: {spike.percent(w.rate)}",
             ),
-            Reason(
-                "times_baseline",
-                round(w.lift, 1),
-                rule.ratio,
-                f"{w.lift:.1f} times the account's own rate: "
-                f"{_baseline_words(w, rule.baseline_days, 'failed')} ({100 * w.baseline_rate:.1f}% at most) "
-                f"(threshold {rule.ratio:g} times)",
-            ),
+            spike.baseline_reason(w),
             Reason(
                 "charges_in_window",
                 w.charges,
@@ -501,36 +512,21 @@ def payment_failure_spike(
                 f"{rule.min_charges} and {rule.min_baseline_charges} needed)",
             ),
         )
-        version = rule.version("payment_failure_spike")
-        found.append(
-            _spike(
-                "payment_failure_spike",
-                subject,
-                day=day,
-                window=w,
-                ratio=rule.ratio,
-                reasons=reasons,
-                version=version,
-            )
-        )
-    return found
+
+    return spike.anomalies(subject, [c for c in charges if c.failed], charges, judged_from, reasons)
 
 
 def dispute_spike(
     subject: str, facts: list[Fact], rule: DisputeSpike, judged_from: int | None = None
 ) -> list[Anomaly]:
     """An account subject: disputes opened per succeeded charge in a recent window against the days before."""
-    charges = _succeeded_charges(facts)
     disputes = _ordered([f for f in facts if f.kind == DISPUTE])
-    windows = _windows(disputes, charges, rule.window_days * DAY, rule.baseline_days * DAY)
-    least = _Least(
-        rule.min_disputes, rule.min_charges, rule.min_baseline_charges, rule.min_rate_percent, rule.ratio
+    spike = _RateSpike(
+        "dispute_spike", rule, rule.window_days * DAY, rule.min_disputes, digits=2, outcome="were disputed"
     )
-    found = []
-    for day, w in _worst_per_day(
-        [w for w in windows if w.spiking(least) and _judged(w, judged_from)]
-    ).items():
-        reasons = (
+
+    def reasons(w: _Window) -> tuple[Reason, ...]:
+        return (
             Reason(
                 "disputes",
                 len(w.events),
@@ -538,35 +534,15 @@ def dispute_spike(
                 f"{len(w.events)} disputes opened in the {rule.window_days} days to {_at(w.end)} "
                 f"(at least {rule.min_disputes} needed)",
             ),
-            Reason(
+            spike.rate_reason(
                 "dispute_rate_percent",
-                round(100 * w.rate, 2),
-                rule.min_rate_percent,
-                f"{100 * w.rate:.2f}% of the {w.charges} succeeded charges of those days "
-                f"(threshold {rule.min_rate_percent:g}%)",
+                w,
+                f"{spike.percent(w.rate)} of the {w.charges} succeeded charges of those days",
             ),
-            Reason(
-                "times_baseline",
-                round(w.lift, 1),
-                rule.ratio,
-                f"{w.lift:.1f} times the account's own rate: "
-                f"{_baseline_words(w, rule.baseline_days, 'were disputed')} "
-                f"({100 * w.baseline_rate:.2f}% at most) (threshold {rule.ratio:g} times)",
-            ),
+            spike.baseline_reason(w),
         )
-        version = rule.version("dispute_spike")
-        found.append(
-            _spike(
-                "dispute_spike",
-                subject,
-                day=day,
-                window=w,
-                ratio=rule.ratio,
-                reasons=reasons,
-                version=version,
-            )
-        )
-    return found
+
+    return spike.anomalies(subject, disputes, _succeeded_charges(facts), judged_from, reasons)
 
 
 # -- amount outlier -----------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 --
 -- * An anomaly is counted once per customer and kind (a redelivered signal has the same record_id).
 -- * "Open" matches the read API: anomaly records are kept 90 days after they were raised.
--- * Current MRR as in revenue_at_risk: the end of the last month of data, customers with MRR > 0.
+-- * Current MRR (current_mrr) as in revenue_at_risk: the end of the last month of data, customers with
+--   MRR > 0.
 CREATE OR REPLACE VIEW anomalies_at_risk AS
 WITH last_day AS (
     SELECT max(event_time) AS at FROM records
@@ -18,15 +19,6 @@ open_anomalies AS (
         AND r.signal_kind <> 'churn_risk'
         AND r.customer_id IS NOT NULL
         AND r.event_time > d.at - INTERVAL '90' DAY
-),
-last_month AS (
-    SELECT max(month) AS month FROM customer_mrr_months
-),
-current_mrr AS (
-    SELECT cm.account, cm.livemode, cm.customer_id, cm.currency, cm.mrr
-    FROM customer_mrr_months AS cm
-    JOIN last_month AS lm ON cm.month = lm.month
-    WHERE cm.mrr > 0
 )
 SELECT
     c.account,

@@ -4,21 +4,14 @@
 -- * cohort_month: the month of the customer's first succeeded payment (as in cohort_retention).
 -- * campaign: the customer's campaign metadata, else the campaign of its earliest subscription that has
 --   one, else '(missing)'.
--- * revenue: the cumulative net revenue (succeeded charges net of refunds, latest state) of the cohort's
+-- * revenue: the cumulative net revenue (succeeded_charges: net of refunds, latest state) of the cohort's
 --   customers from their first payment to the end of the data, per currency (never added across currencies).
 -- * customers: the cohort's customers who paid in that currency; clv = revenue / customers.
 CREATE OR REPLACE VIEW clv AS
 WITH payments AS (
-    SELECT
-        account,
-        livemode,
-        customer_id,
-        currency,
-        CAST(date_trunc('month', COALESCE(created, event_time)) AS DATE) AS month,
-        COALESCE(amount, 0) - COALESCE(amount_refunded, 0) AS revenue
-    FROM objects_latest
-    WHERE object_type = 'charge' AND status = 'succeeded' AND customer_id IS NOT NULL
-        AND currency IS NOT NULL
+    SELECT account, livemode, customer_id, currency, month, revenue
+    FROM succeeded_charges
+    WHERE customer_id IS NOT NULL AND currency IS NOT NULL
 ),
 cohorts AS (
     SELECT account, livemode, customer_id, min(month) AS cohort_month

@@ -3,8 +3,8 @@
 -- account's and a mode's customers are never counted together.
 --
 -- * A customer is (account, livemode, customer_id); charges without a customer are not in any cohort.
--- * A payment is a succeeded charge (latest state; a charge refunded later still made the customer a
---   paying customer), dated by the charge's created.
+-- * A payment is a succeeded charge (succeeded_charges: latest state; a charge refunded later still made the
+--   customer a paying customer), dated by the charge's created.
 -- * retained in a month = MRR > 0 at the month's end (customer_mrr_months, any currency) or a succeeded
 --   payment in the month. So month 0 is always 100 %, a subscriber who churns drops out, and a one-off
 --   buyer counts in the months they buy.
@@ -25,13 +25,9 @@ bounds AS (
     WHERE record_kind IN ('event', 'object')
 ),
 payments AS (
-    SELECT
-        account,
-        livemode,
-        customer_id,
-        CAST(date_trunc('month', COALESCE(created, event_time)) AS DATE) AS month
-    FROM objects_latest
-    WHERE object_type = 'charge' AND status = 'succeeded' AND customer_id IS NOT NULL
+    SELECT account, livemode, customer_id, month
+    FROM succeeded_charges
+    WHERE customer_id IS NOT NULL
 ),
 cohorts AS (
     SELECT account, livemode, customer_id, min(month) AS cohort_month

@@ -5,8 +5,8 @@
 -- * The latest signal of a customer (account, livemode, customer_id) is its churn_risk signal row with the
 --   greatest event_time (the signal's as_of, event time), then record_id; a redelivered signal is the same
 --   record_id. A customer whose risk fell back to low is not at risk any more.
--- * Current MRR = MRR at the end of the last month of data (customer_mrr_months); customers counts those
---   with MRR > 0 (a customer already gone has no revenue left to lose).
+-- * Current MRR = MRR at the end of the last month of data (current_mrr); customers counts those with
+--   MRR > 0 (a customer already gone has no revenue left to lose).
 CREATE OR REPLACE VIEW revenue_at_risk AS
 WITH latest_signals AS (
     SELECT
@@ -19,15 +19,6 @@ WITH latest_signals AS (
         ) AS signal_rank
     FROM records
     WHERE record_kind = 'signal' AND signal_kind = 'churn_risk' AND customer_id IS NOT NULL
-),
-last_month AS (
-    SELECT max(month) AS month FROM customer_mrr_months
-),
-current_mrr AS (
-    SELECT cm.account, cm.livemode, cm.customer_id, cm.currency, cm.mrr
-    FROM customer_mrr_months AS cm
-    JOIN last_month AS lm ON cm.month = lm.month
-    WHERE cm.mrr > 0
 )
 SELECT
     c.account,
