@@ -64,7 +64,8 @@ synth: install
 
 .PHONY: deploy
 deploy: install
-	cdk deploy -c stage=$(STAGE) $(if $(PARTNER_SOURCE),-c stripePartnerEventSource=$(PARTNER_SOURCE))
+	cdk deploy -c stage=$(STAGE) $(if $(PARTNER_SOURCE),-c stripePartnerEventSource=$(PARTNER_SOURCE)) \
+	  $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(CONNECT),-c stripeConnect=true)
 
 .PHONY: local
 local: install
@@ -77,3 +78,4 @@ bench: install
 .PHONY: soak
 soak: install
 	python -m bench.soak --events 10000
+	python -m bench.reconciliation_soak --transactions 10000

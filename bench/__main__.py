@@ -17,6 +17,7 @@ from bench import (
     gateway_bench,
     ingest_bench,
     processor_bench,
+    reconciliation_bench,
     signals_bench,
     warehouse_bench,
 )
@@ -48,6 +49,7 @@ def main() -> int:
     results["warehouse"] = warehouse_bench.run(1000, 12) if args.quick else warehouse_bench.run()
     warehouse = results["warehouse"]
     results["export_cost"] = cost.export_per_million(warehouse["parquet_mb"] * 1e6 / warehouse["rows"])
+    results["reconciliation"] = reconciliation_bench.run(2000 if args.quick else 10_000)
     Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
     return 0
@@ -129,6 +131,7 @@ def table(r: dict) -> str:  # type: ignore[type-arg]
         ),
         cdnow_row(r["cdnow"]),
         *warehouse_rows(r["warehouse"], r["export_cost"]),
+        *reconciliation_rows(r["reconciliation"]),
     ]
     imports = r["cold_import"]
     rows[1:1] = [
@@ -192,6 +195,38 @@ def warehouse_rows(w: dict, export: dict) -> list[tuple[str, str, str, bool | No
             f"${export['writing_usd_per_million_events']} to write; "
             f"${export['querying_usd_per_month']} a month of saved queries",
             "Firehose + format conversion + S3 + Glue + Athena (bench/prices.json)",
+            None,
+        ),
+    ]
+
+
+def reconciliation_rows(rc: dict) -> list[tuple[str, str, str, bool | None]]:  # type: ignore[type-arg]
+    size = f"{rc['transactions']:,}-transaction payout"
+    return [
+        (
+            f"10 reconciliation of a {size}: Stripe calls",
+            f"{rc['stripe_calls']} ({rc['transaction_pages']} pages); floor {rc['floor_pages']} pages",
+            f"{rc['stripe_calls_over_floor']}x floor; at the live read rate {rc['projected_live_seconds']} s "
+            f"vs {rc['projected_live_floor_seconds']} s",
+            None,
+        ),
+        (
+            "10 reconciliation: DynamoDB reads",
+            f"{rc['store_reads']} BatchGetItems, {rc['store_keys']} keys ({rc['keys_per_store_read']} a read)",
+            f"re-run writes {int(rc['rerun_written'])}, publishes {rc['rerun_published']}",
+            None,
+        ),
+        (
+            "10 reconciliation: time (moto + fake Stripe on loopback)",
+            f"{rc['seconds']} s; floor {rc['floor_seconds']} s; re-run {rc['rerun_seconds']} s",
+            f"{rc['seconds_over_floor']}x floor ({rc['seconds_but_store_reads_over_floor']}x without moto's "
+            f"{rc['store_read_seconds']} s of BatchGetItems); re-run {rc['rerun_over_floor']}x",
+            None,
+        ),
+        (
+            "10 reconciliation: gaps found / repaired / false",
+            f"{rc['gaps_found']} of {rc['gaps_injected']} / {rc['repaired']} / {rc['false_discrepancies']}",
+            "one gap of every kind a payout's check finds",
             None,
         ),
     ]

@@ -22,6 +22,7 @@ FUNCTIONS = (
     "catchup",
     "signals",
     "retrain",
+    "register",
 )
 FLOOR = "import boto3"
 

@@ -42,6 +42,9 @@ DETAIL_SCHEMAS = {
     "stripe-middleware.catchup.gap": "schemas/catchup-gap.detail.schema.json",
     "stripe-middleware.signal.anomaly": "schemas/signal-anomaly.detail.schema.json",
     "stripe-middleware.signal.churn_risk": "schemas/signal-churn-risk.detail.schema.json",
+    "stripe-middleware.dunning.step": "schemas/dunning-step.detail.schema.json",
+    "stripe-middleware.reconciliation.completed": "schemas/reconciliation-completed.detail.schema.json",
+    "stripe-middleware.reconciliation.discrepancy": "schemas/reconciliation-discrepancy.detail.schema.json",
 }
 
 

@@ -20,6 +20,14 @@ class StageConfig:
     dlq_retention_days: int = 14
     deletion_protection: bool = False
     archive_retention_days: int = 30  # EventBridge archive of published events, for replay
+    # Alarm thresholds (infra/constructs/monitoring.py; README → Operations → Alarms says what to do).
+    alarm_invalid_signatures: int = 5  # `invalid_signature` rejections in 5 minutes: a secret roll gone wrong
+    alarm_http_api_5xx: int = 5  # 5xx answers of the HTTP API in 5 minutes
+    alarm_stored_latency_p99_seconds: int = 60  # Stripe → stored p99, three 5-minute periods in a row
+    alarm_gateway_failure_percent: int = 25  # failed / finished commands in 15 minutes ...
+    alarm_gateway_min_commands: int = 5  # ... once at least this many finished
+    alarm_events_age_seconds: int = 300  # oldest message in the events queue
+    alarm_work_queue_age_seconds: int = 900  # other work queues: oldest message, beyond one redelivery
 
 
 STAGES: dict[str, StageConfig] = {
@@ -29,6 +37,11 @@ STAGES: dict[str, StageConfig] = {
         removal_policy=RemovalPolicy.DESTROY,
         webhook_rate_limit=50,
         webhook_burst_limit=100,
+        # Developers send bad signatures and break things on purpose: alarm on trends, not on every test.
+        alarm_invalid_signatures=20,
+        alarm_http_api_5xx=20,
+        alarm_stored_latency_p99_seconds=300,
+        alarm_gateway_failure_percent=50,
     ),
     "staging": StageConfig(
         name="staging",
@@ -36,6 +49,9 @@ STAGES: dict[str, StageConfig] = {
         removal_policy=RemovalPolicy.DESTROY,
         webhook_rate_limit=200,
         webhook_burst_limit=400,
+        alarm_invalid_signatures=10,
+        alarm_http_api_5xx=10,
+        alarm_stored_latency_p99_seconds=120,
     ),
     "prod": StageConfig(
         name="prod",

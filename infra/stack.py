@@ -10,10 +10,11 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.api import HttpApi
+from infra.constructs.dunning import DUNNING_CONFIG, Dunning
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.gateway import CommandGateway
 from infra.constructs.history import History
-from infra.constructs.ingest import WEBHOOK_PATH, WebhookIngest
+from infra.constructs.ingest import CONNECT_WEBHOOK_PATH, WEBHOOK_PATH, WebhookIngest
 from infra.constructs.lambda_code import (
     BUYERS_MODEL,
     CHURN_MODEL,
@@ -22,15 +23,19 @@ from infra.constructs.lambda_code import (
     SIGNALS_CONFIG,
     shared_layer,
 )
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.partner_source import StripePartnerEventSource
 from infra.constructs.processing import EventProcessor
 from infra.constructs.read_api import ReadApi
+from infra.constructs.reconciliation import Reconciliation
+from infra.constructs.registration import StripeRegistration
 from infra.constructs.routing import EventRouting
 from infra.constructs.signals import Signals
 from infra.constructs.store import ObjectStoreTable
 from infra.constructs.warehouse import Warehouse
 from infra.nag import acknowledge
 from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.dunning.config import load_dunning_config
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
 from stripe_middleware.signals.buyers import load_buyer_model
 from stripe_middleware.signals.churn import load_churn_model
@@ -46,6 +51,11 @@ class StackOptions:
     stripe_partner_event_source: str | None = None
     refetch_same_second: bool = False  # the processor reads the StripeReadOnlyKey secret too
     catchup_minutes: int = 15  # how often catch-up lists Stripe's Events API
+    alarm_email: str | None = None  # subscribed to the alarm topic (it confirms by e-mail)
+    webhook_events: tuple[str, ...] = ("*",)  # what the registered endpoint(s) are sent
+    stripe_connect: bool = False  # register the Connect endpoint too
+    reconcile_accounts: tuple[str, ...] = ()  # connected accounts the daily reconciliation sweep covers
+    registration_revision: str = ""  # a new value registers again (a key added later, an endpoint deleted)
 
     def __post_init__(self) -> None:
         if not 1 <= self.catchup_minutes <= 1440:
@@ -60,7 +70,7 @@ class StripeMiddlewareStack(Stack):
         stage = options.stage
         # A broken config file fails synth here, not at 3 a.m.
         load_metadata_schema(METADATA_SCHEMA)
-        load_gateway_config(GATEWAY_CONFIG)
+        gateway_config = load_gateway_config(GATEWAY_CONFIG)
         signals_config = load_signals_config(SIGNALS_CONFIG)
         load_churn_model(CHURN_MODEL)
         load_buyer_model(BUYERS_MODEL)
@@ -130,6 +140,17 @@ class StripeMiddlewareStack(Stack):
             stripe_read_key=stripe_read_key,
             catchup_minutes=options.catchup_minutes,
         )
+        self.reconciliation = Reconciliation(
+            self,
+            "Reconciliation",
+            stage=stage,
+            layer=layer,
+            table=self.store.table,
+            bus=self.routing.bus,
+            stripe_read_key=stripe_read_key,
+            history_environment=self.history.environment,
+            accounts=options.reconcile_accounts,
+        )
         self.warehouse = Warehouse(self, "Warehouse", stage=stage, bus=self.routing.bus)
         self.signals = Signals(
             self,
@@ -141,9 +162,53 @@ class StripeMiddlewareStack(Stack):
             models_bucket=self.warehouse.bucket,
             retraining=signals_config.retraining,
         )
+        self.dunning = Dunning(
+            self,
+            "Dunning",
+            stage=stage,
+            layer=layer,
+            table=self.store.table,
+            bus=self.routing.bus,
+            config=load_dunning_config(DUNNING_CONFIG),
+            allowed_operations=gateway_config.operations,
+        )
+        self.registration = StripeRegistration(
+            self,
+            "Registration",
+            stage=stage,
+            layer=layer,
+            webhook_url=f"{self.api.url}{WEBHOOK_PATH}",
+            webhook_secret=self.ingest.webhook_secret,
+            connect_webhook_url=f"{self.api.url}{CONNECT_WEBHOOK_PATH}",
+            connect_webhook_secret=self.ingest.connect_webhook_secret,
+            enabled_events=options.webhook_events,
+            connect=options.stripe_connect,
+            revision=options.registration_revision,
+        )
+        self.registration.node.add_dependency(self.ingest)  # Stripe delivers as soon as it is registered
+        # Last: it puts every function built above on the dashboard. Every queue and state machine goes here.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stage=stage,
+            alarm_email=options.alarm_email,
+            api=self.api.api,
+            events_queue=self.events,
+            work_queues={
+                "commands": self.gateway.commands,
+                "signals": self.signals.inputs,
+                "reconciliation": self.reconciliation.inputs,
+                "dunning": self.dunning.inputs,
+            },
+            dead_letter_queues={
+                "backfill": self.history.dead_letter_queue,
+                "export": self.warehouse.dead_letter_queue,
+            },
+            state_machines={"backfill": self.history.state_machine, "dunning": self.dunning.state_machine},
+        )
         outputs = {
             "WebhookUrl": f"{self.api.url}{WEBHOOK_PATH}",
-            "ConnectWebhookUrl": f"{self.api.url}{WEBHOOK_PATH}/connect",
+            "ConnectWebhookUrl": f"{self.api.url}{CONNECT_WEBHOOK_PATH}",
             "ApiUrl": self.api.url,
             "WebhookSecretArn": self.ingest.webhook_secret.secret_arn,
             "ConnectWebhookSecretArn": self.ingest.connect_webhook_secret.secret_arn,
@@ -160,9 +225,15 @@ class StripeMiddlewareStack(Stack):
             "CatchupFunctionName": self.history.catchup.function_name,
             "SignalsQueueUrl": self.signals.inputs.queue.queue_url,
             "SignalsDeadLetterQueueUrl": self.signals.inputs.dead_letter_queue.queue_url,
+            "DunningStateMachineArn": self.dunning.state_machine.state_machine_arn,
+            "ReconcileFunctionName": self.reconciliation.function.function_name,
+            "ReconciliationQueueUrl": self.reconciliation.inputs.queue.queue_url,
+            "ReconciliationDeadLetterQueueUrl": self.reconciliation.inputs.dead_letter_queue.queue_url,
             "WarehouseBucketName": self.warehouse.bucket.bucket_name,
             "AthenaWorkGroupName": self.warehouse.workgroup.ref,
             "GlueDatabaseName": self.warehouse.database.ref,
+            "AlarmTopicArn": self.monitoring.topic.topic_arn,
         }
+        outputs.update(self.registration.outputs)  # `stripe-middleware status` reads them
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -17,6 +17,7 @@ REPO_CONFIG = {
     "SIGNALS_CONFIG_PATH": str(REPO_ROOT / "config" / "signals.yaml"),
     "CHURN_MODEL_PATH": str(REPO_ROOT / "config" / "churn_model.json"),
     "BUYERS_MODEL_PATH": str(REPO_ROOT / "config" / "buyers_model.json"),
+    "DUNNING_CONFIG_PATH": str(REPO_ROOT / "config" / "dunning.yaml"),
 }
 
 

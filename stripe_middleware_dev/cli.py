@@ -8,10 +8,13 @@ stripe-middleware report [--out report.html]                      revenue charts
 stripe-middleware tail                                            print what is published on the bus
 stripe-middleware get TYPE ID                                     read an object from the read API
 stripe-middleware backfill [--types T,..] [--accounts ..] [--created-gte D] [--restart] [--stage S]
+stripe-middleware reconcile --payout PO | --since D [--until D] [--accounts ..] [--stage S] [--json]
 stripe-middleware redrive --queue commands|events [--dry-run] [--max N] [--stage S]
 stripe-middleware rehearse --api-version V [--sample N] [--types T,..] [--stage S]
 stripe-middleware signals train --events FILE.jsonl[.gz] --cutoff DATE [--horizon 60d] --out MODEL.json
 stripe-middleware signals backtest --events FILE.jsonl[.gz] --cutoff DATE [--horizon 60d] [--model MODEL.json]
+stripe-middleware dunning [--advance 3d] [--stage S]                 failed-payment workflows (local clock)
+stripe-middleware status --stage S [--events N] [--json]          webhook endpoints in Stripe vs the stack
 """
 
 from __future__ import annotations
@@ -31,7 +34,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stripe_middleware_dev import history, query, redrive, rehearse, report, signals_cli, simulate, targets
+from stripe_middleware_dev import (
+    dunning,
+    history,
+    query,
+    reconcile,
+    redrive,
+    rehearse,
+    report,
+    signals_cli,
+    simulate,
+    status,
+    targets,
+)
 
 STATE_DIR = Path(".local")
 
@@ -222,12 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("id")
     get.set_defaults(run=cmd_get)
     history.register(commands)
+    reconcile.register(commands)
+    dunning.register(commands)
     redrive.register(commands)
     rehearse.register(commands)
     signals_cli.register(commands)
     simulate.register(commands)
     report.register(commands)
     query.register(commands)
+    status.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -35,6 +35,7 @@ OUTPUT_NAMES = {
     "WarehouseBucketName": "warehouse_bucket_name",
     "AthenaWorkGroupName": "athena_workgroup_name",
     "GlueDatabaseName": "glue_database_name",
+    "DunningStateMachineArn": "dunning_state_machine_arn",
 }
 
 

@@ -96,7 +96,10 @@ def execute(record: dict[str, Any], deps: Dependencies) -> Outcome:
             publisher=deps.publisher,
         )
     except UnavailableError as error:
-        logger.exception("command deferred: a dependency is unavailable", extra={"reason": error.code})
+        logger.exception(
+            "command deferred: a dependency is unavailable",
+            extra={"reason": error.code, "message_id": record["messageId"]},
+        )
         return Outcome(None, "unavailable", retry_after=backoff(min(receive_count, 6)))
 
 
@@ -106,6 +109,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
     failures = []
     for record in event.get("Records", []):
+        logger.set_correlation_id(None)  # not the previous record's command id while this one runs
         outcome = execute(record, deps)
         logger.set_correlation_id(outcome.command_id)
         logger.info("command handled", extra={"status": outcome.status, "retry_after": outcome.retry_after})

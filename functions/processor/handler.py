@@ -78,11 +78,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
         created = datetime.fromisoformat(stored.event_created).timestamp()
         metrics.add_metric(Metric.STRIPE_TO_STORED_LATENCY, MetricUnit.Milliseconds, (now - created) * 1000)
-    logger.set_correlation_id(None)
     for message_id, reason in outcome.errors.items():
+        logger.set_correlation_id(outcome.event_ids.get(message_id))
         logger.warning(
             "message not processed; SQS will redeliver it", extra={"message_id": message_id, "reason": reason}
         )
+    logger.set_correlation_id(None)
     for name, value in (
         (Metric.EVENTS_RECEIVED, len(messages)),
         (Metric.EVENTS_PROCESSED, len(outcome.processed)),

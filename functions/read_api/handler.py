@@ -11,9 +11,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
+from stripe_middleware.adapters.dynamodb.reconciliation import DynamoReconciliationStore
 from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.read import queries
-from stripe_middleware.read.ports import ReadStore, SignalReader
+from stripe_middleware.read.ports import ReadStore, ReconciliationReader, SignalReader
 from stripe_middleware.shared import http
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.shared.errors import NotFoundError, RejectedError, UnavailableError
@@ -32,6 +33,11 @@ def signals() -> SignalReader:
     return SignalStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
 
 
+@cache
+def reconciliations() -> ReconciliationReader:
+    return DynamoReconciliationStore(aws.client("dynamodb"), os.environ["TABLE_NAME"])
+
+
 def answer(route: str, params: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
     """The 200 body of a route (RejectedError / UnavailableError otherwise)."""
     customer_id = params.get("customer_id", "")
@@ -41,6 +47,10 @@ def answer(route: str, params: dict[str, str], query: dict[str, str]) -> dict[st
         return queries.customer_signals(signals(), customer_id, query)
     if route == "GET /v1/signals":
         return queries.list_signals(signals(), query)
+    if route == "GET /v1/reconciliation/payouts/{payout_id}":
+        return queries.get_reconciliation(reconciliations(), params.get("payout_id", ""), query)
+    if route == "GET /v1/reconciliation":
+        return queries.list_reconciliations(reconciliations(), query)
     if route == "GET /v1/objects/{object_type}/{object_id}":
         return queries.get_object(store(), params.get("object_type", ""), params.get("object_id", ""), query)
     raise NotFoundError(f"no route {route}")

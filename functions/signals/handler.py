@@ -16,6 +16,8 @@ from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.adapters.s3 import S3ModelStore
 from stripe_middleware.shared.contract import Metric
+from stripe_middleware.signals.buyer_risk import BuyerRisk
+from stripe_middleware.signals.buyers import load_buyer_model
 from stripe_middleware.signals.churn import ChurnRisk, load_churn_model
 from stripe_middleware.signals.config import load_signals_config
 from stripe_middleware.signals.consume import Detect, Message, consume
@@ -49,6 +51,7 @@ def dependencies() -> dict[str, Any]:
         "state": SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
         "publisher": EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
         "config": load_signals_config(),
+        "buyer_model": load_buyer_model(),
     }
 
 
@@ -68,7 +71,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for consumed in outcome.consumed:
         detection = consumed.detection
         logger.set_correlation_id(consumed.event_id)
-        found: list[Anomaly | ChurnRisk] = [*detection.raised, *detection.churn_risks]
+        found: list[Anomaly | ChurnRisk | BuyerRisk] = [
+            *detection.raised,
+            *detection.churn_risks,
+            *detection.buyer_risks,
+        ]
         for signal in found:
             raised[signal.kind] += 1
             logger.info(
@@ -79,11 +86,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if consumed.created is not None:
             latency = (now - consumed.created) * 1000
             metrics.add_metric(Metric.STRIPE_TO_SIGNAL_LATENCY, MetricUnit.Milliseconds, latency)
-    logger.set_correlation_id(None)
     for message_id, reason in outcome.errors.items():
+        logger.set_correlation_id(outcome.event_ids.get(message_id))
         logger.warning(
             "message not processed; SQS will redeliver it", extra={"message_id": message_id, "reason": reason}
         )
+    logger.set_correlation_id(None)
     metrics.add_metric(Metric.SIGNAL_EVENTS_RECEIVED, MetricUnit.Count, len(messages))
     metrics.add_metric(Metric.SIGNAL_FAILURES, MetricUnit.Count, len(outcome.errors))
     for kind, count in raised.items():

@@ -35,6 +35,7 @@ class DurableQueue(Construct):
         max_receive_count: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.visibility_timeout = visibility_timeout  # a failed message comes back after this long
         self.dead_letter_queue = dead_letter_queue(self, "DeadLetterQueue", stage)
         self.queue = sqs.Queue(
             self,

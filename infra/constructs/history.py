@@ -61,7 +61,7 @@ class History(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself the dead-letter queue of the backfill: objects that could not be stored.",
         )
-        environment = {  # HistorySettings: the same for both functions
+        self.environment = environment = {  # HistorySettings: the same for its functions and reconciliation
             "TABLE_NAME": table.table_name,
             "EVENT_BUS_NAME": bus.event_bus_name,
             "STRIPE_API_VERSION": STRIPE_API_VERSION,

@@ -31,6 +31,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.name = name  # functions/<name>/; its metrics carry `service` = f"{SERVICE}-{name}"
         self.log_group = logs.LogGroup(
             self, "Logs", retention=stage.log_retention, removal_policy=stage.removal_policy
         )

@@ -1,4 +1,4 @@
-"""Internal read API over the store and the signals' records, IAM-authorized."""
+"""Internal read API over the store, the signals' and the reconciliation records, IAM-authorized."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ READ_ROUTES = (
     "GET /v1/customers/{customer_id}/objects",
     "GET /v1/customers/{customer_id}/signals",
     "GET /v1/signals",
+    "GET /v1/reconciliation/payouts/{payout_id}",
+    "GET /v1/reconciliation",
 )
 
 
@@ -45,7 +47,7 @@ class ReadApi(Construct):
         ).function
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:Query", "dynamodb:BatchGetItem"],
+                actions=["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:GetItem"],
                 resources=[table.table_arn, *(f"{table.table_arn}/index/{index.name}" for index in INDEXES)],
             )
         )

@@ -1,4 +1,5 @@
-"""Signals: every Stripe event and backfilled object on the bus → queue (with DLQ) → signals Lambda."""
+"""Signals: every Stripe event and backfilled object on the bus → queue (with DLQ) → signals Lambda; a daily
+re-score of the one-off buyers; the churn model's retraining."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from infra.config import StageConfig
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.python_function import PythonFunction
 from infra.nag import acknowledge
-from stripe_middleware.adapters.dynamodb.table import SIGNAL_PARTITIONS
+from stripe_middleware.adapters.dynamodb.table import RESCORE_PARTITIONS, SIGNAL_PARTITIONS
 from stripe_middleware.adapters.s3 import EVENTS_PREFIX
 from stripe_middleware.shared.contract import SOURCE, DetailType
 from stripe_middleware.signals.config import RetrainingConfig
@@ -27,6 +28,7 @@ BATCH_SIZE = 10
 # The retraining Lambda holds the window's archived events in memory: about 5 times their JSON size in
 # Python, some 15 KB per event (bench/signals_bench.py `training`), so 3 GB trains on some 200,000 events.
 RETRAIN_MEMORY_MB = 3008
+RESCORE_TIMEOUT = Duration.minutes(15)
 
 
 def signal_inputs() -> events.EventPattern:
@@ -103,8 +105,42 @@ class Signals(Construct):
             )
         )
         bus.grant_put_events_to(self.function)
+        self._rescore(stage, layer, table, bus)
         if retraining.enabled:
             self._retraining(stage, layer, models_bucket, retraining)
+
+    def _rescore(
+        self, stage: StageConfig, layer: lambda_.ILayerVersion, table: dynamodb.ITable, bus: events.IEventBus
+    ) -> None:
+        """One-off buyers scored again every day: their risk grows while nothing happens."""
+        self.rescore = PythonFunction(
+            self,
+            "Rescore",
+            name="rescore",
+            stage=stage,
+            layer=layer,
+            memory_size=512,
+            timeout=RESCORE_TIMEOUT,
+            environment={"TABLE_NAME": table.table_name, "EVENT_BUS_NAME": bus.event_bus_name},
+            reserved_concurrency=1,  # one re-score at a time, a retry included
+        ).function
+        # It reads the watches' partitions and writes watches and churn-risk records: all under SIG#, none of
+        # the anomaly records (SIGNAL#), and no index.
+        self.rescore.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query", "dynamodb:PutItem"],
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(RESCORE_PARTITIONS)}},
+            )
+        )
+        bus.grant_put_events_to(self.rescore)
+        self.rescore_schedule = events.Rule(
+            self,
+            "RescoreSchedule",
+            description="re-score the one-off buyers' churn risk as of the day",
+            schedule=events.Schedule.rate(Duration.days(1)),
+            targets=[targets.LambdaFunction(self.rescore, retry_attempts=2)],
+        )
 
     def _retraining(
         self,

@@ -75,6 +75,7 @@ def provision(template: dict[str, Any], clients: dict[str, Any], *, region: str)
 
     _create_storage(local, of_type, clients, region)
     _create_routing(local, of_type, clients)
+    _create_state_machines(local, of_type, clients, region)
     _wire_compute(local, of_type)
     for name, output in template.get("Outputs", {}).items():
         local.outputs[name] = str(local.resolve(output["Value"]))
@@ -148,11 +149,31 @@ def _create_routing(local: LocalResources, of_type: OfType, clients: dict[str, A
         local.values[logical_id] = {"Ref": arn, "Arn": arn}
 
 
+def _create_state_machines(
+    local: LocalResources, of_type: OfType, clients: dict[str, Any], region: str
+) -> None:
+    """State machines exist locally but never run: a started execution stays RUNNING (with its name and
+    input, and Step Functions' rules for names) until a local runner acts for it, e.g. `stripe-middleware
+    dunning --advance 3d` with its clock."""
+    for logical_id, props in of_type("AWS::StepFunctions::StateMachine"):
+        arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{logical_id}"
+        if "stepfunctions" in clients:
+            arn = clients["stepfunctions"].create_state_machine(
+                name=logical_id,
+                definition=json.dumps({"StartAt": "Local", "States": {"Local": {"Type": "Succeed"}}}),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}",
+                type=props.get("StateMachineType", "STANDARD"),
+            )["stateMachineArn"]
+        local.values[logical_id] = {"Ref": arn, "Arn": arn, "Name": logical_id}
+
+
 def _wire_compute(local: LocalResources, of_type: OfType) -> None:
     for logical_id, props in of_type("AWS::Lambda::Function"):
         environment = {
             k: str(local.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
+        if "POWERTOOLS_SERVICE_NAME" not in environment:
+            continue  # not one of ours (CDK's custom resource provider): local mode runs none of them
         name = environment["POWERTOOLS_SERVICE_NAME"].removeprefix(SERVICE_PREFIX)
         # Paths inside the layer (/opt/...): locally the repository's config files are used.
         environment = {

@@ -190,7 +190,8 @@ class LocalPipeline:
         os.environ.pop("AWS_PROFILE", None)
         use_repo_config()  # config files the layer ships (signals.yaml, ...): the repository's, locally
         clients = {
-            n: boto3.client(n, region_name=REGION) for n in ("sqs", "dynamodb", "events", "secretsmanager")
+            n: boto3.client(n, region_name=REGION)
+            for n in ("sqs", "dynamodb", "events", "secretsmanager", "stepfunctions")
         }
         self.clients = clients
         self.resources = provision(synthesize_template(), clients, region=REGION)

@@ -323,6 +323,7 @@ class StripeCall:
     params: dict[str, Any]
     idempotency_key: str
     stripe_account: str | None
+    method: str = "post"
 
 
 def stripe_failure(
@@ -376,6 +377,19 @@ class FakeStripeWriter:
             self.replays[idempotency_key] = self._act(path, params)
         return copy.deepcopy(self.replays[idempotency_key])
 
+    def delete(
+        self, path: str, params: dict[str, Any], *, idempotency_key: str, stripe_account: str | None
+    ) -> dict[str, Any]:
+        """A subscription's cancel: `status` becomes canceled; Stripe keeps no idempotency keys for DELETE."""
+        self.calls.append(StripeCall(path, copy.deepcopy(params), idempotency_key, stripe_account, "delete"))
+        if self.fail_next:
+            raise StripeCallError(self.fail_next.pop(0))
+        found = self.objects.get(path)
+        if found is None:
+            raise StripeCallError(stripe_failure(404, type="invalid_request_error", code="resource_missing"))
+        found["status"] = "canceled"
+        return copy.deepcopy(found)
+
     def _act(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")  # v1, resource, [id], [action]
         if len(parts) == 2:
@@ -391,6 +405,8 @@ class FakeStripeWriter:
             raise StripeCallError(missing)
         if parts[3:] == ["pay"]:
             found["status"] = "paid"
+        elif parts[3:] == ["mark_uncollectible"]:
+            found["status"] = "uncollectible"
         else:
             found.update(copy.deepcopy(params))
         return copy.deepcopy(found)

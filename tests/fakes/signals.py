@@ -1,19 +1,24 @@
-"""An in-memory `signals.ports.SignalState`: facts kept per subject, and the signals already published.
+"""An in-memory `signals.ports.SignalState`: facts kept per subject, the signals already published, and the
+one-off buyers' watches.
 
 Like a key-value store, it hands back copies (a fact goes through `to_item`/`from_item`), keeps a fact
-once per subject (the newest version of a fact id wins, as a conditional put would), and `unavailable`
-names the operations (its method names) that raise StoreUnavailableError, as a DynamoDB outage would.
+once per subject (the newest version of a fact id wins, as a conditional put would), writes a watch only
+over the revision the writer read, keeps a churn-risk record only if it is not older than the one kept, and
+`unavailable` names the operations (its method names) that raise StoreUnavailableError, as a DynamoDB outage
+would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import copy
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stripe_middleware.shared.errors import StoreUnavailableError
 from stripe_middleware.signals.facts import Fact
-from stripe_middleware.signals.ports import Anomaly
+from stripe_middleware.signals.ports import WATCH_SHARDS, Anomaly, BuyerWatch
 
 
 @dataclass
@@ -22,6 +27,7 @@ class InMemorySignalState:
     published_ids: set[str] = field(default_factory=set)
     anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)  # signal id -> published detail
     churn: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer subject -> churn-risk detail
+    watches: dict[str, BuyerWatch] = field(default_factory=dict)  # customer subject -> the buyer's watch
     unavailable: set[str] = field(default_factory=set)
 
     def _check(self, operation: str) -> None:
@@ -55,7 +61,31 @@ class InMemorySignalState:
 
     def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
         self._check("put_churn_risk")
-        self.churn[customer_subject] = detail
+        kept = self.churn.get(customer_subject)
+        if kept is None or kept["as_of"] <= detail["as_of"]:  # the adapter's condition
+            self.churn[customer_subject] = copy.deepcopy(detail)
+
+    def buyer_watch(self, customer_subject: str) -> BuyerWatch | None:
+        self._check("buyer_watch")
+        return copy.deepcopy(self.watches.get(customer_subject))
+
+    def buyer_watches(self, shard: int) -> Iterator[BuyerWatch]:
+        self._check("buyer_watches")
+        for subject, watch in sorted(self.watches.items()):
+            if shard_of(subject) == shard:
+                yield copy.deepcopy(watch)
+
+    def put_buyer_watch(self, watch: BuyerWatch, *, expected_revision: int | None) -> bool:
+        self._check("put_buyer_watch")
+        kept = self.watches.get(watch.subject)
+        if (kept.revision if kept else None) != expected_revision:
+            return False
+        self.watches[watch.subject] = copy.deepcopy(watch)
+        return True
+
+    def delete_buyer_watch(self, customer_subject: str) -> None:
+        self._check("delete_buyer_watch")
+        self.watches.pop(customer_subject, None)
 
     def clear_churn_risk(self, customer_subject: str) -> None:
         self._check("clear_churn_risk")
@@ -64,3 +94,7 @@ class InMemorySignalState:
     def subjects(self) -> list[str]:
         """Every subject that has facts (for assertions)."""
         return sorted(self.kept)
+
+
+def shard_of(subject: str) -> int:
+    return int(hashlib.sha256(subject.encode()).hexdigest()[:8], 16) % WATCH_SHARDS

@@ -12,6 +12,13 @@
 - `delays` holds the answers to a path for that many seconds (a slow endpoint).
 - `page_size` caps list pages below `limit` (Stripe's contract is `has_more`, not full pages), so a
   test pages through a few objects instead of hundreds.
+- `GET /v1/balance_transactions?payout=po_...` lists the transactions `payout_transactions[po_...]` names
+  (as Stripe, from its own association: the listed rows carry no `payout` field), `?source=` those of one
+  object, and `expand[]=data.source` replaces each source id by that object (found by id among `objects`).
+- `/v1/webhook_endpoints` behaves as Stripe's: create (the signing `secret` only in that answer; an
+  unknown event type or API version is refused with 400), retrieve, list, update (only `url`,
+  `enabled_events`, `description`, `disabled`, `metadata`), DELETE. `GET /v1/events?delivery_success=`
+  keeps the events whose webhooks are all delivered (`pending_webhooks` 0) or not.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from events import EVENTS_DIR, event_types, stripe_object
 from stripe_middleware.backfill.resources import RESOURCES
 
-# The list endpoints it serves: every one a backfill reads, and the Events API.
-COLLECTIONS = {r.path for r in RESOURCES.values() if "{" not in r.path} | {"/v1/events"}
+# The list endpoints it serves: every one a backfill reads, the Events API and the webhook endpoints.
+COLLECTIONS = {r.path for r in RESOURCES.values() if "{" not in r.path}
+COLLECTIONS |= {"/v1/events", "/v1/webhook_endpoints"}
 PREFIXES = {
     "customers": "cus",
     "refunds": "re",
@@ -61,6 +70,8 @@ class FakeStripe:
     api_key: str | None = None  # None: any key is accepted
     delays: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
     page_size: int | None = None  # at most this many objects per list page (None: `limit`)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)  # endpoint id -> its signing secret
+    payout_transactions: dict[str, list[str]] = field(default_factory=dict)  # payout id -> txn ids
     failures: list[tuple[Callable[[RecordedRequest], bool], list[int | str]]] = field(default_factory=list)
     _replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _tokens: float = 0.0
@@ -188,6 +199,8 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
 
         def _act(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
             parts = path.strip("/").split("/")  # v1, resource, [id], [action]
+            if parts[1:2] == ["webhook_endpoints"]:
+                return _webhook_endpoints(state, method, parts, params)
             if method == "GET":
                 obj = state.objects.get(path)
                 if obj:
@@ -220,6 +233,9 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._handle("POST")
 
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
     return Handler
 
 
@@ -244,6 +260,14 @@ def _list(state: FakeStripe, path: str, params: dict[str, str]) -> tuple[int, di
             items = [
                 (n, o) for n, o in items if keep(int(o.get("created", 0)), int(params[f"created[{bound}]"]))
             ]
+    if path == "/v1/events" and "delivery_success" in params:
+        delivered = params["delivery_success"] == "true"
+        items = [(n, o) for n, o in items if (int(o.get("pending_webhooks") or 0) == 0) is delivered]
+    if path == "/v1/balance_transactions" and "payout" in params:
+        members = set(state.payout_transactions.get(params["payout"], ()))
+        items = [(n, o) for n, o in items if o.get("id") in members]
+    if path == "/v1/balance_transactions" and "source" in params:
+        items = [(n, o) for n, o in items if o.get("source") == params["source"]]
     ordered = [
         o for _, o in sorted(items, key=lambda item: (item[1].get("created", 0), item[0]), reverse=True)
     ]
@@ -262,7 +286,18 @@ def _list(state: FakeStripe, path: str, params: dict[str, str]) -> tuple[int, di
     limit = int(params.get("limit", 10))
     if state.page_size is not None:
         limit = min(limit, state.page_size)
-    return 200, {"object": "list", "url": path, "data": ordered[:limit], "has_more": len(ordered) > limit}
+    data = ordered[:limit]
+    if "data.source" in [v for k, v in params.items() if k.startswith("expand")]:
+        data = _expanded_sources(state, data)
+    return 200, {"object": "list", "url": path, "data": data, "has_more": len(ordered) > limit}
+
+
+def _expanded_sources(state: FakeStripe, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`expand[]=data.source`: each listed object with its `source` id replaced by that object."""
+    wanted = {o["source"] for o in listed if isinstance(o.get("source"), str)}
+    by_id = {obj.get("id"): obj for obj in state.objects.values() if obj.get("id") in wanted}
+    found = [by_id.get(o["source"]) if isinstance(o.get("source"), str) else None for o in listed]
+    return [o if source is None else {**o, "source": source} for o, source in zip(listed, found, strict=True)]
 
 
 def _unflatten(params: dict[str, str]) -> dict[str, Any]:
@@ -275,6 +310,86 @@ def _unflatten(params: dict[str, str]) -> dict[str, Any]:
         else:
             result[key] = value
     return result
+
+
+WEBHOOK_ENDPOINT_UPDATABLE = {"url", "enabled_events", "description", "disabled", "metadata"}
+API_VERSIONS = frozenset((EVENTS_DIR / "stripe" / "api_versions_sdk16_1_0.txt").read_text().split())
+
+
+def _webhook_endpoints(
+    state: FakeStripe, method: str, parts: list[str], params: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """`/v1/webhook_endpoints[/{id}]` as Stripe answers it (fixtures' `webhook_endpoint` shape)."""
+    path = "/" + "/".join(parts)
+    if len(parts) == 2 and method == "GET":
+        return _list(state, path, params) or (404, {})
+    if len(parts) == 2 and method == "POST":
+        fields = _webhook_endpoint_fields(params)
+        invalid = _invalid_webhook_endpoint(fields, creating=True)
+        if invalid:
+            return 400, {"error": {"type": "invalid_request_error", **invalid}}
+        endpoint_id = f"we_{secrets.token_hex(12)}"
+        obj = {
+            **stripe_object("webhook_endpoint"),
+            "id": endpoint_id,
+            "created": int(time.time()),
+            "url": fields["url"],
+            "enabled_events": fields["enabled_events"],
+            "api_version": fields.get("api_version"),
+            "description": fields.get("description") or None,
+            "status": "enabled",
+        }
+        state.objects[f"/v1/webhook_endpoints/{endpoint_id}"] = obj
+        state.created.append(endpoint_id)
+        state.webhook_secrets[endpoint_id] = f"whsec_{secrets.token_hex(16)}"
+        return 200, {**obj, "secret": state.webhook_secrets[endpoint_id]}
+    obj = state.objects.get(path)
+    if obj is None:
+        error = {"type": "invalid_request_error", "code": "resource_missing"}
+        return 404, {"error": {**error, "message": f"No such webhook endpoint: '{parts[-1]}'"}}
+    if method == "DELETE":
+        del state.objects[path]
+        return 200, {"id": obj["id"], "object": "webhook_endpoint", "deleted": True}
+    if method == "POST":
+        fields = _webhook_endpoint_fields(params)
+        invalid = _invalid_webhook_endpoint(fields, creating=False)
+        if invalid:
+            return 400, {"error": {"type": "invalid_request_error", **invalid}}
+        disabled = fields.pop("disabled", None)
+        obj.update(fields)
+        if disabled is not None:
+            obj["status"] = "disabled" if disabled == "true" else "enabled"
+    return 200, obj
+
+
+def _webhook_endpoint_fields(params: dict[str, str]) -> dict[str, Any]:
+    """Form params -> fields; `enabled_events[0]=...` -> a list, as Stripe's SDK sends arrays."""
+    prefix = "enabled_events["
+    events = sorted((int(k[len(prefix) : -1]), v) for k, v in params.items() if k.startswith(prefix))
+    fields: dict[str, Any] = {k: v for k, v in _unflatten(params).items() if k != "enabled_events"}
+    if events:
+        fields["enabled_events"] = [v for _, v in events]
+    return fields
+
+
+def _invalid_webhook_endpoint(fields: dict[str, Any], *, creating: bool) -> dict[str, str] | None:
+    allowed = WEBHOOK_ENDPOINT_UPDATABLE | ({"api_version", "connect"} if creating else set())
+    unknown = [k for k in fields if k not in allowed]
+    if unknown:
+        return {"message": f"Received unknown parameter: {unknown[0]}", "param": unknown[0]}
+    if creating and not fields.get("url"):
+        return {"message": "Missing required param: url.", "param": "url"}
+    if creating and not fields.get("enabled_events"):
+        return {"message": "Missing required param: enabled_events.", "param": "enabled_events"}
+    for n, event_type in enumerate(fields.get("enabled_events") or []):
+        if event_type != "*" and event_type not in event_types():
+            return {
+                "message": f"Invalid enabled_events[{n}]: must be one of {', '.join(event_types()[:3])}, ...",
+                "param": f"enabled_events[{n}]",
+            }
+    if "api_version" in fields and fields["api_version"] not in API_VERSIONS:
+        return {"message": f"Invalid api_version: {fields['api_version']}", "param": "api_version"}
+    return None
 
 
 S = TypeVar("S", bound=FakeStripe)

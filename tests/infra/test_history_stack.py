@@ -13,7 +13,11 @@ from tests.infra.conftest import Synthesized, function_named, policy_statements_
 
 
 def _definition(dev: Synthesized) -> dict[str, Any]:
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    (machine,) = [
+        m
+        for logical_id, m in dev.resources("AWS::StepFunctions::StateMachine").items()
+        if logical_id.startswith("HistoryBackfillStateMachine")
+    ]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     return json.loads("".join(p if isinstance(p, str) else "0" for p in parts))
 
@@ -32,7 +36,11 @@ def test_the_state_machine_loops_until_every_type_is_done_and_retries_only_outag
 
 
 def test_the_state_machine_is_traced_and_logs_every_step(dev: Synthesized) -> None:
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    (machine,) = [
+        m
+        for logical_id, m in dev.resources("AWS::StepFunctions::StateMachine").items()
+        if logical_id.startswith("HistoryBackfillStateMachine")
+    ]
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
 
@@ -63,12 +71,15 @@ def test_the_stack_says_where_to_start_a_backfill_and_where_its_dead_letters_go(
 def test_catch_up_runs_every_15_minutes_by_default_with_retries_that_end_before_the_next_run(
     dev: Synthesized,
 ) -> None:
-    (schedule,) = dev.resources("AWS::Scheduler::Schedule").values()
+    function_id, _ = function_named(dev, "catchup")
+    (schedule,) = [
+        s
+        for s in dev.resources("AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
     assert schedule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
     retry = schedule["Properties"]["Target"]["RetryPolicy"]
     assert retry["MaximumRetryAttempts"] == 2 and retry["MaximumEventAgeInSeconds"] == 14 * 60
-    function_id, _ = function_named(dev, "catchup")
-    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
 
 
 def test_the_catch_up_function_reads_ids_and_enqueues_and_nothing_else(dev: Synthesized) -> None:

@@ -93,7 +93,8 @@ def test_processor_and_read_api_have_exactly_the_dynamodb_calls_they_make(dev: S
         "dynamodb:BatchWriteItem",
     }
     _, read_api = function_named(dev, "read_api")
-    assert dynamodb_actions(read_api) == {"dynamodb:Query", "dynamodb:BatchGetItem"}  # signal details by key
+    # Indexes, signal details by key, a payout's reconciliation record by key.
+    assert dynamodb_actions(read_api) == {"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:GetItem"}
     put_events = [s for s in policy_statements_of(dev, processor) if s["Action"] == "events:PutEvents"]
     assert put_events and put_events[0]["Resource"] != "*"
 

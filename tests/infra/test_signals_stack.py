@@ -142,3 +142,35 @@ def test_the_archive_takes_every_stripe_events_detail_as_gzipped_json_lines(dev:
     assert stream["Prefix"] == "events/!{timestamp:yyyy/MM/dd/HH}/"  # what S3EventArchive lists by
     assert stream["CompressionFormat"] == "GZIP"
     assert stream["ProcessingConfiguration"]["Processors"] == [{"Type": "AppendDelimiterToRecord"}]
+
+
+def test_the_buyers_are_rescored_daily_with_only_their_own_keys_and_the_bus(dev: Synthesized) -> None:
+    logical_id, function = function_named(dev, "rescore")
+    [schedule] = [
+        r["Properties"]
+        for r in dev.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression")
+        and r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+    ]
+    assert schedule["ScheduleExpression"] == "rate(1 day)"
+    assert schedule["Targets"][0]["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    properties = function["Properties"]
+    assert properties["Timeout"] == 900 and properties["ReservedConcurrentExecutions"] == 1
+    assert set(properties["Environment"]["Variables"]) >= {"TABLE_NAME", "EVENT_BUS_NAME"}
+    statements = policy_statements_of(dev, function)
+    [table_statement] = [s for s in statements if any(str(a).startswith("dynamodb:") for a in s["Action"])]
+    assert set(table_statement["Action"]) == {"dynamodb:Query", "dynamodb:PutItem"}
+    assert "/index/" not in str(table_statement["Resource"])
+    assert table_statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SIG#*"]}}
+    [put_events] = [s for s in statements if s["Action"] == "events:PutEvents"]
+    assert put_events["Resource"] != "*"
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions - set(table_statement["Action"]) == {
+        "events:PutEvents",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }  # no SQS, no S3, no anomaly records

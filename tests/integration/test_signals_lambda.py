@@ -70,10 +70,11 @@ class SignalsStack:
         return [f["itemIdentifier"] for f in response["batchItemFailures"]]
 
     def signals(self) -> list[dict[str, Any]]:
+        """The anomalies published (one-off buyers' churn risks: tests/integration/test_rescore_lambda.py)."""
         return [
             p["detail"]
             for p in self.processor.published()
-            if p["detail-type"].startswith("stripe-middleware.signal.")
+            if p["detail-type"] == "stripe-middleware.signal.anomaly"
         ]
 
     def read(self, path: str, route: str, params: dict[str, str], query: dict[str, str] | None = None) -> Any:
@@ -130,7 +131,8 @@ def test_a_duplicate_charge_is_published_stored_and_served_once(signals_stack: S
     status, body = signals_stack.read(
         "/v1/customers/cus_dup/signals", "/v1/customers/{customer_id}/signals", {"customer_id": "cus_dup"}
     )
-    assert status == 200 and body["anomalies"] == [signal] and body["churn_risk"] == []
+    assert status == 200 and body["anomalies"] == [signal]
+    assert [(r["kind"], r["level"]) for r in body["churn_risk"]] == [("churn_risk", "low")]  # a one-off buyer
     status, page = signals_stack.read(
         "/v1/signals", "/v1/signals", {}, {"kind": "duplicate_charge", "since": SINCE}
     )
@@ -173,7 +175,12 @@ def test_pages_of_signals_follow_each_other_without_gaps(signals_stack: SignalsS
     assert len(expected) == 8
     pages, cursor = [], None
     while True:
-        query = {"since": SINCE, "limit": "3", **({"cursor": cursor} if cursor else {})}
+        query = {
+            "since": SINCE,
+            "limit": "3",
+            "kind": "duplicate_charge",
+            **({"cursor": cursor} if cursor else {}),
+        }
         status, page = signals_stack.read("/v1/signals", "/v1/signals", {}, query)
         assert status == 200
         pages.append(page["signals"])
@@ -218,7 +225,7 @@ def test_a_failed_publication_is_retried_by_redelivery_and_published_once(
     }
     with mock.patch.object(events, "put_events", return_value=refused):
         failed = signals_stack.consume(queued)
-    assert len(failed) == 1  # the message whose detail completed the finding; the other one is done
+    assert len(failed) == 2  # the one that completed the finding, the one of the buyer's first churn risk
     assert signals_stack.signals() == []
     assert signals_stack.consume(queued) == []  # SQS redelivers (here: both, as after a crash)
     assert [s["kind"] for s in signals_stack.signals()] == ["duplicate_charge"]

@@ -11,18 +11,23 @@ from stripe_middleware.adapters import aws
 from stripe_middleware.adapters.dynamodb.cursors import DynamoCatchupCursorStore, DynamoCursorStore
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.adapters.dynamodb.rate_limit import DynamoRateLimiter
+from stripe_middleware.adapters.dynamodb.reconciliation import DynamoReconciliationStore, DynamoStoredObjects
 from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.adapters.secrets import read_secret
 from stripe_middleware.adapters.sqs.events import SqsEventQueue
 from stripe_middleware.adapters.sqs.poison import SqsPoisonSink
 from stripe_middleware.adapters.stripe.client import is_live_key, is_stripe_key, make_stripe_client
 from stripe_middleware.adapters.stripe.reader import SdkStripeLister
+from stripe_middleware.adapters.stripe.retrieve import SdkStripeGetter
 from stripe_middleware.backfill.catchup import Catchup
 from stripe_middleware.backfill.options import BackfillOptions
 from stripe_middleware.backfill.reading import StripeReader
 from stripe_middleware.backfill.run import CLOCK_SKEW_MARGIN_SECONDS, Backfill
 from stripe_middleware.backfill.settings import HistorySettings
 from stripe_middleware.commands.config import load_gateway_config
+from stripe_middleware.reconciliation.reading import StripePayouts, endpoint
+from stripe_middleware.reconciliation.repair import SnapshotRepairer
+from stripe_middleware.reconciliation.run import Reconciler
 from stripe_middleware.shared.errors import ConfigurationError
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
 
@@ -33,9 +38,10 @@ class KeyNotConfiguredError(ConfigurationError):
 
 @dataclass
 class History:
-    """Everything a backfill or catch-up run needs but its identity."""
+    """Everything a backfill, catch-up or reconciliation run needs but its identity."""
 
     lister: SdkStripeLister
+    getter: SdkStripeGetter  # lists and single objects (reconciliation)
     store: ObjectStore
     publisher: EventPublisher
     cursors: DynamoCursorStore
@@ -49,6 +55,24 @@ class History:
         rate_limit = load_gateway_config().rate_limit
         return StripeReader(
             self.lister, self.limiter, lambda path: rate_limit.read_limits(self.livemode, path)
+        )
+
+    def reconciler(self, dynamodb: Any, table_name: str) -> Reconciler:
+        """Reconciliation reads Stripe under the same shared rate limit (single GETs included) and repairs
+        the store the way a backfill writes it."""
+        rate_limit = load_gateway_config().rate_limit
+        reader = StripeReader(
+            self.getter, self.limiter, lambda path: rate_limit.read_limits(self.livemode, endpoint(path))
+        )
+        schema = load_metadata_schema()
+        return Reconciler(
+            stripe=StripePayouts(reader),
+            objects=DynamoStoredObjects(dynamodb, table_name),
+            records=DynamoReconciliationStore(dynamodb, table_name),
+            repairer=SnapshotRepairer(self.store, self.publisher, schema),
+            publisher=self.publisher,
+            schema=schema,
+            livemode=self.livemode,
         )
 
     def backfill(self, options: BackfillOptions, now: float) -> Backfill:
@@ -92,6 +116,7 @@ def build(settings: HistorySettings, client: Callable[[str], Any], api_key: str)
     )  # retries go through the shared rate limit (reading.py), never around it
     return History(
         lister=SdkStripeLister(stripe),
+        getter=SdkStripeGetter(stripe),
         store=ObjectStore(dynamodb, settings.table_name),
         publisher=EventPublisher(client("events"), settings.event_bus_name),
         cursors=DynamoCursorStore(dynamodb, settings.table_name),

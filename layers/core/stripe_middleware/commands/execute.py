@@ -68,7 +68,8 @@ def run_command(
     command.status, command.attempts, command.updated_at = "running", command.attempts + 1, now_iso()
     store.save(command)
     try:
-        result = stripe.post(
+        call = stripe.delete if operation.method == "delete" else stripe.post
+        result = call(
             path, form, idempotency_key=command.idempotency_key, stripe_account=command.stripe_account
         )
     except StripeCallError as error:

@@ -60,6 +60,20 @@ class InvoicePay(Params):
     payment_method: str | None = None
 
 
+class InvoiceMarkUncollectible(Params):
+    id: str = StripeId
+    metadata: None = None  # the endpoint takes no metadata
+
+
+class SubscriptionCancel(Params):
+    """Cancel at once (`DELETE /v1/subscriptions/{id}`); Stripe stops collecting its open invoices."""
+
+    id: str = StripeId
+    metadata: None = None  # the endpoint takes no metadata
+    invoice_now: bool | None = None
+    prorate: bool | None = None
+
+
 class PaymentIntentCreate(Params):
     amount: int = Field(gt=0)
     currency: str = Field(pattern=r"^[a-z]{3}$")
@@ -77,6 +91,7 @@ class Operation:
     path: str  # `{id}` is filled from the params
     object_type: str  # for the metadata schema
     creates: bool  # create operations must carry every required metadata key
+    method: Literal["post", "delete"] = "post"
 
     def request(self, params: Params) -> tuple[str, dict[str, Any]]:
         """(path, form parameters) for the Stripe API."""
@@ -98,7 +113,22 @@ OPERATIONS = {
             creates=False,
         ),
         Operation("refunds.create", RefundCreate, "/v1/refunds", "refund", creates=True),
+        Operation(
+            "subscriptions.cancel",
+            SubscriptionCancel,
+            "/v1/subscriptions/{id}",
+            "subscription",
+            creates=False,
+            method="delete",
+        ),
         Operation("invoices.pay", InvoicePay, "/v1/invoices/{id}/pay", "invoice", creates=False),
+        Operation(
+            "invoices.mark_uncollectible",
+            InvoiceMarkUncollectible,
+            "/v1/invoices/{id}/mark_uncollectible",
+            "invoice",
+            creates=False,
+        ),
         Operation(
             "payment_intents.create",
             PaymentIntentCreate,

@@ -37,3 +37,10 @@ class StripeWriter(Protocol):
     ) -> dict[str, Any]:
         """POST to Stripe and return the object it answered; else `shared.stripe_calls.StripeCallError`."""
         ...
+
+    def delete(
+        self, path: str, params: dict[str, Any], *, idempotency_key: str, stripe_account: str | None
+    ) -> dict[str, Any]:
+        """DELETE (a subscription's cancel), like `post`. Stripe ignores idempotency keys on DELETE: the
+        command record keeps a command from running twice."""
+        ...

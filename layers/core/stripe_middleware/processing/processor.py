@@ -43,6 +43,7 @@ class BatchOutcome:
     published: int = 0
     metadata_violations: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # message id -> reason
+    event_ids: dict[str, str] = field(default_factory=dict)  # message id -> event id (the correlation id)
 
 
 def parse_message(body: str) -> StripeEvent:
@@ -102,6 +103,7 @@ def process_batch(
             outcome.failed_message_ids.append(message.message_id)
             outcome.errors[message.message_id] = str(error)
             continue
+        outcome.event_ids[message.message_id] = event.id
         if event.id in events:  # the same event twice in one batch
             outcome.duplicates += 1
             continue

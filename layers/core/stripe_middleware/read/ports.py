@@ -44,3 +44,23 @@ class SignalReader(Protocol):
         """Signals of one scope with `since <= as_of`, newest first, strictly before the page key
         `before` (`{as_of}#{signal_id}`), at most `limit`; `kind` and `level` filter."""
         ...
+
+
+class ReconciliationReader(Protocol):
+    def reconciliation(self, payout_id: str, *, account: str | None, livemode: bool) -> dict[str, Any] | None:
+        """A payout's reconciliation record of one scope, or None."""
+        ...
+
+    def list_reconciliations(
+        self,
+        *,
+        account: str | None,
+        livemode: bool,
+        since: str,
+        before: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Records of one scope with `since <= as_of` (the payout's creation), newest first, strictly before
+        the page key `before` (`{as_of}#{payout_id}`), at most `limit`; `status` filters."""
+        ...

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stripe_middleware.read.ports import ReadStore, SignalReader
+from stripe_middleware.read.ports import ReadStore, ReconciliationReader, SignalReader
 from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.errors import NotFoundError, RejectedError
 
@@ -21,6 +21,8 @@ OBJECT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_:\-]{1,255}$")
 ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
 SIGNAL_KIND = re.compile(r"^[a-z][a-z_]{0,39}$")
+PAYOUT_ID = re.compile(r"^po_[A-Za-z0-9]{1,64}$")
+RECONCILIATION_STATUSES = ("balanced", "discrepancies", "repaired", "unreconcilable_by_stripe")
 LEVELS = ("low", "medium", "high")
 CHURN_RISK = "churn_risk"
 DEFAULT_SINCE_DAYS = 90
@@ -146,6 +148,60 @@ def list_signals(
 
 def _page_key(detail: Mapping[str, Any]) -> str:
     return f"{detail['as_of']}#{detail['signal_id']}"
+
+
+def get_reconciliation(
+    reader: ReconciliationReader, payout_id: str, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """A payout's reconciliation record: totals per reporting category, discrepancies with their ids."""
+    if not PAYOUT_ID.match(payout_id):
+        raise RejectedError("invalid_payout_id", "payout_id must be a Stripe payout id (po_...)")
+    account, livemode = _filters(query)
+    found = [
+        record
+        for mode in _modes(livemode)
+        if (record := reader.reconciliation(payout_id, account=account, livemode=mode)) is not None
+    ]
+    if not found:
+        raise NotFoundError(f"payout {payout_id} has not been reconciled")
+    if len(found) > 1:
+        variants = [{"account": r["account"], "livemode": r["livemode"]} for r in found]
+        raise RejectedError("ambiguous", "give livemode", status=409, variants=variants)
+    return found[0]
+
+
+def list_reconciliations(
+    reader: ReconciliationReader, query: Mapping[str, str], *, now: float | None = None
+) -> dict[str, Any]:
+    """Reconciliation records newest payout first, filtered by status and `since` (the payout's creation),
+    paginated by `next`."""
+    account, livemode = _filters(query)
+    status = query.get("status") or None
+    if status is not None and status not in RECONCILIATION_STATUSES:
+        raise RejectedError("invalid_status", f"status must be one of {', '.join(RECONCILIATION_STATUSES)}")
+    since = _since(query.get("since"), now if now is not None else time.time())
+    limit = _limit(query.get("limit"))
+    before = _cursor(query.get("cursor"))
+    found = sorted(
+        (
+            record
+            for mode in _modes(livemode)
+            for record in reader.list_reconciliations(
+                account=account, livemode=mode, since=since, before=before, status=status, limit=limit
+            )
+        ),
+        key=_payout_key,
+        reverse=True,
+    )[:limit]
+    more = len(found) == limit
+    return {
+        "reconciliations": found,
+        "next": base64.urlsafe_b64encode(_payout_key(found[-1]).encode()).decode() if more else None,
+    }
+
+
+def _payout_key(record: Mapping[str, Any]) -> str:
+    return f"{record['as_of']}#{record['payout_id']}"
 
 
 def _since(raw: str | None, now: float) -> str:

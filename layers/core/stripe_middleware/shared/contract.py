@@ -7,7 +7,9 @@ bus source and the pinned Stripe API version. DynamoDB key prefixes live with th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 SERVICE = "stripe-middleware"
 SOURCE = "stripe-middleware"  # `source` of everything published on the bus
@@ -27,6 +29,9 @@ class DetailType(StrEnum):
     CATCHUP_GAP = "stripe-middleware.catchup.gap"  # catch-up fell behind the Events API's 30 days
     SIGNAL_ANOMALY = "stripe-middleware.signal.anomaly"  # a detector found a fraud or anomaly pattern
     SIGNAL_CHURN_RISK = "stripe-middleware.signal.churn_risk"  # a customer's churn-risk level changed
+    RECONCILIATION_COMPLETED = "stripe-middleware.reconciliation.completed"  # a payout's record (changed)
+    RECONCILIATION_DISCREPANCY = "stripe-middleware.reconciliation.discrepancy"  # a gap found in a payout
+    DUNNING_STEP = "stripe-middleware.dunning.step"  # a step of the failed-payment workflow ran (outreach)
 
 
 class Metric(StrEnum):
@@ -70,13 +75,48 @@ class Metric(StrEnum):
     SIGNALS_RAISED = "SignalsRaised"  # anomalies found for the first time, churn-risk level changes
     SIGNAL_FAILURES = "SignalFailures"  # messages left for SQS to redeliver (then the DLQ)
     STRIPE_TO_SIGNAL_LATENCY = "StripeToSignalLatency"  # from the event's `created` to its evaluation
-
-
     # churn model retraining (dimension: outcome approved | rejected | skipped)
     CHURN_MODEL_RETRAININGS = "ChurnModelRetrainings"
     CHURN_MODEL_TRAINING_EVENTS = "ChurnModelTrainingEvents"  # archived events read
     CHURN_MODEL_SKIPPED_LINES = "ChurnModelSkippedLines"  # archive lines or files that were not events
     CHURN_MODEL_UNUSABLE = "ChurnModelUnusable"  # the signals Lambda could not read the approved model
+    # reconciliation
+    PAYOUTS_RECONCILED = "PayoutsReconciled"  # by status (balanced, discrepancies, repaired, unreconcilable)
+    RECONCILIATION_DISCREPANCIES = "ReconciliationDiscrepancies"  # open and repaired, by kind
+    RECONCILIATION_REPAIRED = "ReconciliationRepaired"  # objects fetched from Stripe and stored
+    RECONCILIATION_FAILURES = "ReconciliationFailures"  # payouts left for a retry (SQS, or the next sweep)
+    RECONCILIATION_STRIPE_CALLS = "ReconciliationStripeCalls"
+    # one-off buyers' daily re-score
+    BUYERS_RESCORED = "BuyersRescored"  # watched buyers read and scored again
+    BUYER_RISK_CHANGES = "BuyerRiskChanges"  # churn-risk level changes published by the re-score
+    BUYER_RESCORE_FAILURES = "BuyerRescoreFailures"  # buyers (or shards) left for the next run
+    # dunning (dimension: stage step | final | stopped for DunningSteps; operation for DunningCommands)
+    DUNNING_STARTED = "DunningStarted"  # workflows started (a repeated invoice.payment_failed starts none)
+    DUNNING_START_FAILURES = "DunningStartFailures"  # messages left for SQS to redeliver (then the DLQ)
+    DUNNING_STEPS = "DunningSteps"
+    DUNNING_COMMANDS = "DunningCommands"  # retries and final actions sent to the command gateway
+
+
+# The dimensions a metric is emitted with besides `service` (= f"{SERVICE}-{function}"). A CloudWatch alarm
+# matches a metric only on its full dimension set, so alarms and dashboards name exactly these; a test checks
+# them against what the handlers emit. Metrics not listed here carry `service` alone.
+METRIC_DIMENSIONS: Mapping[Metric, tuple[str, ...]] = MappingProxyType(
+    {
+        Metric.WEBHOOK_RECEIVED: ("route",),
+        Metric.WEBHOOK_ENQUEUED: ("route",),
+        Metric.WEBHOOK_REJECTED: ("reason",),
+        Metric.SIGNALS_RAISED: ("kind",),
+        Metric.CHURN_MODEL_RETRAININGS: ("outcome",),
+        Metric.CHURN_MODEL_TRAINING_EVENTS: ("outcome",),
+        Metric.CHURN_MODEL_SKIPPED_LINES: ("outcome",),
+        Metric.DUNNING_STEPS: ("stage",),
+        Metric.DUNNING_COMMANDS: ("operation",),
+        Metric.PAYOUTS_RECONCILED: ("status",),
+        Metric.RECONCILIATION_DISCREPANCIES: ("kind",),
+    }
+)
+
+
 def mode_label(livemode: bool) -> str:
     """`live` or `test`: how keys, limits and logs name Stripe's two modes."""
     return "live" if livemode else "test"

@@ -157,7 +157,25 @@ class PurchaseHistory:
         return self.rfm.days_observed - self.rfm.days_to_last
 
 
-def purchase_history(charges: Iterable[Fact], as_of: int) -> PurchaseHistory | None:
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """A buyer's purchases as times (Unix seconds), which score at any later time: what a buyer's watch keeps
+    for the time-driven re-score once the charges themselves are no longer read."""
+
+    first: int  # the first purchase
+    last: int  # the start of the last purchase
+    repeat_purchases: int
+    charges: int
+    spend: tuple[tuple[str, int, int], ...]
+
+    def at(self, as_of: int) -> PurchaseHistory:
+        """The history as the models read it at `as_of` (not before the last purchase)."""
+        days_to_last = (self.last - self.first) / DAY
+        rfm = Rfm(self.repeat_purchases, days_to_last, max((as_of - self.first) / DAY, days_to_last))
+        return PurchaseHistory(rfm, self.charges, self.spend)
+
+
+def purchase_summary(charges: Iterable[Fact], as_of: int) -> PurchaseSummary | None:
     """The successful charges made by `as_of` (event time), as purchases; None when there are none.
 
     Facts of other kinds, failed charges and charges after `as_of` are ignored; several states of one
@@ -180,9 +198,14 @@ def purchase_history(charges: Iterable[Fact], as_of: int) -> PurchaseHistory | N
         if fact.currency and isinstance(fact.amount, int):
             counts[fact.currency.lower()] += 1
             totals[fact.currency.lower()] += fact.amount
-    rfm = Rfm(len(starts) - 1, (starts[-1] - starts[0]) / DAY, (as_of - starts[0]) / DAY)
     spend = tuple((c, counts[c], totals[c]) for c in sorted(counts, key=lambda c: (-counts[c], c)))
-    return PurchaseHistory(rfm, len(paid), spend)
+    return PurchaseSummary(starts[0], starts[-1], len(starts) - 1, len(paid), spend)
+
+
+def purchase_history(charges: Iterable[Fact], as_of: int) -> PurchaseHistory | None:
+    """`purchase_summary` as the models read it at `as_of`."""
+    summary = purchase_summary(charges, as_of)
+    return summary.at(as_of) if summary else None
 
 
 def _by_time(fact: Fact) -> tuple[int, str]:
@@ -204,6 +227,35 @@ def probability_alive(rfm: Rfm, model: BuyerModel) -> float:
         odds = math.exp(-log_odds)
         return odds / (1.0 + odds)
     return 1.0 / (1.0 + math.exp(log_odds))
+
+
+@dataclass(frozen=True)
+class LogOdds:
+    """The log-odds that a buyer has left (1 - `probability_alive`), in three parts: the model's reference
+    buyer (one purchase, just made), what the purchases after it change (they lower it), and what the time
+    since the last purchase adds (it raises it, faster for a frequent buyer)."""
+
+    reference: float
+    purchases: float
+    recency: float
+
+    @property
+    def total(self) -> float:
+        return self.reference + self.purchases + self.recency
+
+
+def log_odds_left(rfm: Rfm, model: BuyerModel) -> LogOdds | None:
+    """`probability_alive` as log-odds of having left, in parts; None where the model calls the buyer
+    certainly active (the BG/NBD's single purchase)."""
+    x, t_x, big_t = _in_units(rfm, model)
+    if model.family == "bgnbd" and x == 0:
+        return None
+    repeat = x - 1 if model.family == "bgnbd" else x
+    return LogOdds(
+        reference=math.log(model.a / model.b),
+        purchases=math.log(model.b / (model.b + repeat)),
+        recency=(model.r + x) * (math.log(model.alpha + big_t) - math.log(model.alpha + t_x)),
+    )
 
 
 def expected_purchases(rfm: Rfm, model: BuyerModel, horizon_days: float) -> float:
@@ -270,8 +322,13 @@ def score_buyer(
     """Score a buyer from their charge facts as of `as_of` (event time, Unix seconds); None when they had
     no successful charge by then (nothing to score). See `purchase_history` for what counts."""
     history = purchase_history(charges, as_of)
-    if history is None:
-        return None
+    return None if history is None else score_history(history, model, horizon_days=horizon_days)
+
+
+def score_history(
+    history: PurchaseHistory, model: BuyerModel, *, horizon_days: int | None = None
+) -> BuyerScore:
+    """Score a buyer's history (`purchase_history`, or a `PurchaseSummary` at a time)."""
     horizon = model.horizon_days if horizon_days is None else horizon_days
     return BuyerScore(
         probability_active=probability_alive(history.rfm, model),

@@ -37,6 +37,7 @@ class Consumed:
 class BatchOutcome:
     consumed: list[Consumed] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # message id -> reason (the failed messages)
+    event_ids: dict[str, str] = field(default_factory=dict)  # message id -> event id (the correlation id)
 
 
 def consume(messages: Sequence[Message], detect: Detect) -> BatchOutcome:
@@ -50,6 +51,8 @@ def consume(messages: Sequence[Message], detect: Detect) -> BatchOutcome:
         except (ValueError, KeyError, TypeError) as error:
             outcome.errors[message.message_id] = f"not an EventBridge event: {type(error).__name__}: {error}"
             continue
+        event_id = str(detail.get("id") or detail.get("run_id") or envelope.get("id"))
+        outcome.event_ids[message.message_id] = event_id
         try:
             detection = detect(detail_type, detail)
         except UnavailableError as error:
@@ -58,7 +61,6 @@ def consume(messages: Sequence[Message], detect: Detect) -> BatchOutcome:
         except Exception as error:  # a bug or an input we did not foresee: this message fails, not the batch
             outcome.errors[message.message_id] = f"unexpected {type(error).__name__}: {error}"
             continue
-        event_id = str(detail.get("id") or detail.get("run_id") or envelope.get("id"))
         created = detail.get("created")
         outcome.consumed.append(
             Consumed(event_id, detail_type, detection, created if isinstance(created, int) else None)

@@ -1,7 +1,7 @@
 """One published detail in, the anomalies it completes out: keep its facts, evaluate the subjects they
 touch, publish each finding not published before (at least once, under a stable `signal_id`) with the
 commands its detector's actions send through the gateway; and score the churn risk of each subscription
-customer it touches, published when its level changes."""
+customer it touches, and of each one-off buyer it brings a charge of, published when its level changes."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from stripe_middleware.shared.clock import iso
 from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import UnavailableError
 from stripe_middleware.shared.publishing import Publication, Publisher
+from stripe_middleware.signals.buyer_risk import BuyerRisk, is_buyer_assessment, publish_buyer_risks
+from stripe_middleware.signals.buyers import BuyerModel
 from stripe_middleware.signals.churn import ChurnModel, ChurnRisk, assess, is_subscriber
 from stripe_middleware.signals.config import SignalsConfig
 from stripe_middleware.signals.detectors import evaluate
 from stripe_middleware.signals.facts import (
     ACCOUNT,
+    CHARGE,
     CUSTOMER,
     Fact,
     card_subject,
@@ -41,6 +44,7 @@ class Detection:
     facts: int = 0
     raised: list[Anomaly] = field(default_factory=list)  # published now, for the first time
     churn_risks: list[ChurnRisk] = field(default_factory=list)  # churn-risk level changes published now
+    buyer_risks: list[BuyerRisk] = field(default_factory=list)  # the same, of one-off buyers
 
 
 def detect(
@@ -51,7 +55,9 @@ def detect(
     publisher: Publisher,
     config: SignalsConfig,
     model: ChurnModel,
+    buyer_model: BuyerModel | None = None,
 ) -> Detection:
+    """`buyer_model`: the one-off buyers' model (`signals/buyers.py`); without it they are not scored."""
     facts = facts_of(detail_type, detail)
     touched: dict[str, list[Fact]] = {}
     for fact in facts:
@@ -73,11 +79,16 @@ def detect(
     raised, failed = _publish_anomalies(found, state, publisher, config)
     changed = _churn_changes(customers, read, state, model)
     churn_risks, churn_failed = _publish_churn_risks(changed, state, publisher)
+    buyer_risks: list[BuyerRisk] = []
+    if buyer_model is not None:  # customers with a charge in this detail
+        buyers = [s for s in customers if any(f.kind == CHARGE for f in touched[s])]
+        buyer_risks, buyers_failed = publish_buyer_risks(buyers, read, state, publisher, buyer_model)
+        churn_failed += buyers_failed
     if failed or churn_failed:
         raise SignalsNotPublishedError(
             f"{failed} anomalies (or their commands) and {churn_failed} churn risks were not published"
         )
-    return Detection(facts=len(facts), raised=raised, churn_risks=churn_risks)
+    return Detection(facts=len(facts), raised=raised, churn_risks=churn_risks, buyer_risks=buyer_risks)
 
 
 def _publish_anomalies(
@@ -126,19 +137,24 @@ def _commands(anomaly: Anomaly, config: SignalsConfig) -> list[Publication]:
 def _churn_changes(
     customers: Sequence[str], read: Callable[[str], list[Fact]], state: SignalState, model: ChurnModel
 ) -> list[ChurnRisk]:
-    """The churn risk of each subscription customer whose level differs from the one published last."""
+    """The churn risk of each subscription customer whose level differs from the one published last (or was
+    published by the one-off buyers' model, before the customer subscribed)."""
     changed = []
     for subject in sorted(customers):
         facts = read(subject)
         if not is_subscriber(facts):
-            continue  # a one-off buyer: not the subscription model's to score (see signals/buyers.py)
+            continue  # a one-off buyer: not the subscription model's to score (see signals/buyer_risk.py)
         risk, last = assess(subject, facts, model), state.churn_risk(subject)
+        was_buyer = last is not None and is_buyer_assessment(last)
+        if was_buyer:  # the buyer subscribed: no longer re-scored as a one-off buyer
+            state.delete_buyer_watch(subject)
         if risk is None:  # no live subscription: the customer churned (or has not started); no risk to keep
             if last is not None:
                 state.clear_churn_risk(subject)
             continue
         if last is not None and (
-            last.get("level") == risk.level or str(last.get("as_of")) > (iso(risk.as_of) or "")
+            (last.get("level") == risk.level and not was_buyer)
+            or str(last.get("as_of")) > (iso(risk.as_of) or "")
         ):  # the same level, or a later assessment was published already (a concurrent delivery)
             continue
         changed.append(replace(risk, previous_level=last.get("level") if last else None))

@@ -1,8 +1,9 @@
-"""What detection needs: facts kept per subject, and a record of the anomalies already published."""
+"""What detection needs: facts kept per subject, a record of the anomalies already published, each customer's
+churn-risk record, and the one-off buyers' watches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,7 +83,73 @@ class Anomaly:
         }
 
 
-class SignalState(Protocol):
+WATCH_SHARDS = 16  # the buyers' watch list is read in this many queries (`BuyerWatches.buyer_watches`)
+
+
+@dataclass(frozen=True)
+class BuyerWatch:
+    """What is kept per one-off buyer so that a daily re-score can score them as of the day, without reading
+    their facts: the purchases as times, the assessment last claimed (`level`, `as_of`) and, while a level
+    change is claimed but not known to be on the bus, its detail (`pending`), which whoever reads the watch
+    next (the redelivered charge, the next re-score) publishes. Written only under `revision`: a writer that
+    read an older revision is refused, so a charge arriving during a re-score wins."""
+
+    subject: str  # the customer subject (`test/platform/customer/cus_...`)
+    customer_id: str
+    account: str | None
+    livemode: bool
+    first_purchase: int  # Unix seconds, event time
+    last_purchase: int  # the start of the last purchase
+    repeat_purchases: int
+    charges: int  # successful charges (several may make one purchase)
+    spend: tuple[tuple[str, int, int], ...]  # (currency, charges, total in the minor unit)
+    basis: tuple[int, int, int]  # newest charge version, charge facts, sum of versions: grows with the facts
+    digest: str  # which charge facts, in which states
+    evidence: tuple[tuple[str, str], ...]  # (event id, charge id) of the newest charges
+    as_of: int  # when the level was last assessed: event time, or the re-score's day
+    level: str
+    score: float
+    model_version: str
+    pending: dict[str, Any] | None = None  # the churn-risk detail of a claimed change, until it is published
+    revision: int = 0  # how many times the watch was written: the condition of the next write
+
+    @property
+    def published_level(self) -> str | None:
+        """The level subscribers last heard for sure (None: nothing yet)."""
+        return self.pending.get("previous_level") if self.pending else self.level
+
+
+class ChurnRecords(Protocol):
+    def churn_risk(self, customer_subject: str) -> dict[str, Any] | None:
+        """The churn-risk detail last published for this customer, if any."""
+        ...
+
+    def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
+        """Record the churn-risk detail just published for this customer (what the read API serves); never
+        over a record of a later `as_of`."""
+        ...
+
+
+class BuyerWatches(ChurnRecords, Protocol):
+    def buyer_watch(self, customer_subject: str) -> BuyerWatch | None:
+        """The buyer's watch, read strongly consistent (None: not a watched buyer)."""
+        ...
+
+    def buyer_watches(self, shard: int) -> Iterator[BuyerWatch]:
+        """Every watch of one shard (0 .. WATCH_SHARDS - 1), in no particular order."""
+        ...
+
+    def put_buyer_watch(self, watch: BuyerWatch, *, expected_revision: int | None) -> bool:
+        """Write the watch if the stored one has `expected_revision` (None: there is none); False when it
+        was refused (another writer came first)."""
+        ...
+
+    def delete_buyer_watch(self, customer_subject: str) -> None:
+        """Stop watching the customer (they subscribed: the subscription model scores them now)."""
+        ...
+
+
+class SignalState(BuyerWatches, Protocol):
     def add_facts(self, subject: str, facts: Sequence[Fact]) -> None:
         """Keep facts under a subject, one per fact id: the newest version (`Fact.newer_than`), so the
         result does not depend on the order they arrive in (StoreUnavailableError)."""
@@ -99,14 +166,6 @@ class SignalState(Protocol):
 
     def mark_published(self, anomalies: Sequence[Anomaly]) -> None:
         """Record these anomalies as published, with their detail (what the read API serves)."""
-        ...
-
-    def churn_risk(self, customer_subject: str) -> dict[str, Any] | None:
-        """The churn-risk detail last published for this customer, if any."""
-        ...
-
-    def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
-        """Record the churn-risk detail just published for this customer (what the read API serves)."""
         ...
 
     def clear_churn_risk(self, customer_subject: str) -> None:

@@ -1,7 +1,8 @@
 """DynamoDB adapter of the signals' state and of their records (layout in `table.py`).
 
 Implements `signals.ports.SignalState` (facts per subject under a newest-version guard, which anomalies were
-published, each customer's churn risk) and `read.ports.SignalReader` (the read API's signal routes).
+published, each customer's churn risk, the one-off buyers' watches under a revision guard) and
+`read.ports.SignalReader` (the read API's signal routes).
 A record keeps the published detail as JSON (scores are floats, which DynamoDB would want as Decimal).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,8 @@ from stripe_middleware.adapters.dynamodb.table import (
     TTL_ATTRIBUTE,
     TYPE_CREATED_INDEX,
     anomaly_key,
+    buyer_watch_key,
+    buyer_watch_partition,
     churn_key,
     fact_key,
     fact_range,
@@ -33,7 +37,7 @@ from stripe_middleware.adapters.dynamodb.table import (
 )
 from stripe_middleware.shared.errors import StoreUnavailableError
 from stripe_middleware.signals.facts import Fact
-from stripe_middleware.signals.ports import Anomaly
+from stripe_middleware.signals.ports import WATCH_SHARDS, Anomaly, BuyerWatch
 
 DAY = 24 * 3600
 # A fact is kept 400 days after it was last written: longer than a yearly renewal (an annual subscription is
@@ -42,6 +46,9 @@ DAY = 24 * 3600
 # API calls it open for 90 days of event time.
 FACT_RETENTION_SECONDS = 400 * DAY
 ANOMALY_RETENTION_SECONDS = FACT_RETENTION_SECONDS + 70 * DAY  # + the longest account lookback
+# A buyer's watch is rewritten with each charge and level change; one left alone this long (a model that
+# never calls the buyer gone) stops being re-scored. The shipped prior calls one purchase high in 504 days.
+WATCH_RETENTION_SECONDS = 730 * DAY
 NEWER_VERSION = (
     "attribute_not_exists(pk) OR version < :version OR (version = :version AND evidence < :evidence)"
 )
@@ -124,6 +131,66 @@ class SignalStore:
     def put_churn_risk(self, customer_subject: str, detail: dict[str, Any]) -> None:
         """Never over a later assessment (a concurrent delivery may have recorded one meanwhile)."""
         self._put(churn_key(customer_subject), detail, None, only_if_not_older=True)
+
+    # -- one-off buyers' watches ---------------------------------------------------------------
+    def buyer_watch(self, customer_subject: str) -> BuyerWatch | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=string_key(buyer_watch_key(customer_subject, WATCH_SHARDS)),
+                ConsistentRead=True,
+            )
+        except Exception as error:
+            raise _unavailable("GetItem", error) from error
+        item = response.get("Item")
+        return _watch(item) if item else None
+
+    def buyer_watches(self, shard: int) -> Iterator[BuyerWatch]:
+        """One Query of the shard's partition, a page (1 MB) at a time."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": buyer_watch_partition(shard)}},
+        }
+        while True:
+            try:
+                response = self._client.query(**request)
+            except Exception as error:
+                raise _unavailable("Query", error) from error
+            yield from (_watch(item) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def put_buyer_watch(self, watch: BuyerWatch, *, expected_revision: int | None) -> bool:
+        body = {k: v for k, v in asdict(watch).items() if k not in ("subject", "revision")}
+        item = {
+            **string_key(buyer_watch_key(watch.subject, WATCH_SHARDS)),
+            "watch": {"S": json.dumps(body, separators=(",", ":"), sort_keys=True)},
+            "revision": {"N": str(watch.revision)},
+            TTL_ATTRIBUTE: {"N": str(int(self._clock()) + WATCH_RETENTION_SECONDS)},
+        }
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if expected_revision is not None:
+            condition = {
+                "ConditionExpression": "revision = :revision",
+                "ExpressionAttributeValues": {":revision": {"N": str(expected_revision)}},
+            }
+        try:
+            self._client.put_item(TableName=self._table, Item=item, **condition)
+        except Exception as error:
+            if is_conditional_check_failure(error):  # another writer came first
+                return False
+            raise _unavailable("PutItem", error) from error
+        return True
+
+    def delete_buyer_watch(self, customer_subject: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table, Key=string_key(buyer_watch_key(customer_subject, WATCH_SHARDS))
+            )
+        except Exception as error:
+            raise _unavailable("DeleteItem", error) from error
 
     def clear_churn_risk(self, customer_subject: str) -> None:
         try:
@@ -278,6 +345,20 @@ class SignalStore:
                 items += response.get("Responses", {}).get(self._table, [])
                 request = response.get("UnprocessedKeys") or {}
         return items
+
+
+def _watch(item: dict[str, Any]) -> BuyerWatch:
+    body = json.loads(item["watch"]["S"])
+    return BuyerWatch(
+        **body
+        | {
+            "subject": item[SORT_KEY]["S"],
+            "revision": int(item["revision"]["N"]),
+            "spend": tuple(tuple(s) for s in body["spend"]),
+            "basis": tuple(body["basis"]),
+            "evidence": tuple(tuple(e) for e in body["evidence"]),
+        }
+    )
 
 
 def _months(first: str, last: str) -> Iterator[str]:

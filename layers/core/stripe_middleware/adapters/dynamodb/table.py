@@ -10,16 +10,24 @@ One definition serves the DynamoDB adapters, the CDK stack and local mode (via t
   catch-up    pk = CATCHUP#{live|test}            sk = CURSOR   (`until`: events enqueued up to this time)
   fact        pk = SIG#{subject}                  sk = FACT#{created:010d}#{fact id}   (TTL `expires_at`)
   churn risk  pk = SIG#{subject}                  sk = CHURN    (the customer's last published level)
+  buyer watch pk = SIG#BUYERS#{shard 0..15}       sk = {customer subject}   (TTL `expires_at`; the re-score
+              reads the 16 partitions; a subject names its mode and account, so scopes never mix)
   anomaly     pk = SIGNAL#{signal_id}             sk = SIGNAL   (TTL `expires_at`)
+  payout reconciliation  pk = RECON#{payout_id}   sk = {account or "platform"}#{live|test}
+  dunning     pk = DUNNING#{invoice_id} | DUNNING#CLOCK   sk = LOCAL   (local mode only: its clock, and
+              the stages each workflow ran; on AWS Step Functions keeps a workflow's state)
   gsi customer      gsi1pk = CUS#{account}#{mode}#{customer_id}              gsi1sk = {type}#{created}#{id}
   gsi type_created  gsi2pk = TYPE#{account}#{mode}#{object_type}#{YYYY-MM}   gsi2sk = {created}#{id}
   signals (churn risk and anomaly records) use the same two indexes under their own partitions:
   gsi customer      gsi1pk = SIGCUS#{account}#{mode}#{customer_id}           gsi1sk = {as_of}#{signal_id}
   gsi type_created  gsi2pk = SIGNALS#{account}#{mode}#{YYYY-MM}              gsi2sk = {as_of}#{signal_id}
+  reconciliation records are listed by their payout's `created` month:
+  gsi type_created  gsi2pk = RECONS#{account}#{mode}#{YYYY-MM}               gsi2sk = {as_of}#{payout_id}
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from stripe_middleware.shared.contract import mode_label
@@ -123,6 +131,7 @@ def type_index_keys(
 
 
 SIGNAL_PARTITIONS = ("SIG#*", "SIGNAL#*")  # the signals function's items (facts, churn risk, anomalies)
+RESCORE_PARTITIONS = ("SIG#*",)  # the buyers' re-score's: their watches and churn-risk records
 
 
 def fact_key(subject: str, created: int, fact_id: str) -> dict[str, str]:
@@ -138,6 +147,16 @@ def fact_range(subject: str, since: int) -> tuple[str, str]:
 
 def churn_key(subject: str) -> dict[str, str]:
     return {PARTITION_KEY: f"SIG#{subject}", SORT_KEY: "CHURN"}
+
+
+def buyer_watch_partition(shard: int) -> str:
+    return f"SIG#BUYERS#{shard}"
+
+
+def buyer_watch_key(subject: str, shards: int) -> dict[str, str]:
+    """A one-off buyer's watch, in one of `shards` partitions by a hash of the subject."""
+    shard = int(hashlib.sha256(subject.encode()).hexdigest()[:8], 16) % shards
+    return {PARTITION_KEY: buyer_watch_partition(shard), SORT_KEY: subject}
 
 
 def anomaly_key(signal_id: str) -> dict[str, str]:
@@ -164,6 +183,36 @@ def signal_index_keys(
         keys[CUSTOMER_INDEX.partition_key] = signal_customer_partition(account, livemode, customer_id)
         keys[CUSTOMER_INDEX.sort_key] = f"{as_of}#{signal_id}"
     return keys
+
+
+RECONCILIATION_PARTITIONS = ("RECON#*",)  # the reconciliation records (objects it repairs are OBJ#*)
+
+
+def reconciliation_key(payout_id: str, account: str | None, livemode: bool) -> dict[str, str]:
+    """One record per payout and scope: a connected account's payout ids are its own."""
+    return {PARTITION_KEY: f"RECON#{payout_id}", SORT_KEY: scope(account, livemode)}
+
+
+def reconciliation_month_partition(account: str | None, livemode: bool, month: str) -> str:
+    return f"RECONS#{scope(account, livemode)}#{month}"
+
+
+def reconciliation_index_keys(
+    account: str | None, livemode: bool, *, as_of: str, payout_id: str
+) -> dict[str, str]:
+    """Where a record is listed: among its scope's reconciliations of the month its payout was created."""
+    return {
+        TYPE_CREATED_INDEX.partition_key: reconciliation_month_partition(account, livemode, as_of[:7]),
+        TYPE_CREATED_INDEX.sort_key: f"{as_of}#{payout_id}",
+    }
+
+
+def dunning_local_key(invoice_id: str) -> dict[str, str]:
+    """Local mode's record of an invoice's dunning workflow: when it started, which stages ran."""
+    return {PARTITION_KEY: f"DUNNING#{invoice_id}", SORT_KEY: "LOCAL"}
+
+
+DUNNING_CLOCK_KEY = {PARTITION_KEY: "DUNNING#CLOCK", SORT_KEY: "LOCAL"}  # local mode's clock offset
 
 
 def string_key(key: dict[str, str]) -> dict[str, dict[str, str]]:

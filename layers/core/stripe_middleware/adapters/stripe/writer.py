@@ -1,4 +1,4 @@
-"""`commands.ports.StripeWriter` on the Stripe SDK: POST with an idempotency key."""
+"""`commands.ports.StripeWriter` on the Stripe SDK: POST (or DELETE) with an idempotency key."""
 
 from __future__ import annotations
 
@@ -17,11 +17,26 @@ class SdkStripeWriter:
     def post(
         self, path: str, params: dict[str, Any], *, idempotency_key: str, stripe_account: str | None
     ) -> dict[str, Any]:
+        return self._request("post", path, params, idempotency_key, stripe_account)
+
+    def delete(
+        self, path: str, params: dict[str, Any], *, idempotency_key: str, stripe_account: str | None
+    ) -> dict[str, Any]:
+        return self._request("delete", path, params, idempotency_key, stripe_account)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        idempotency_key: str,
+        stripe_account: str | None,
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {"idempotency_key": idempotency_key}
         if stripe_account:
             options["stripe_account"] = stripe_account
         try:
-            response = self._client.raw_request("post", path, **params, **options)
+            response = self._client.raw_request(method, path, **params, **options)
         except stripe.StripeError as error:
             raise StripeCallError(stripe_failure(error)) from error
         result: dict[str, Any] = response.data

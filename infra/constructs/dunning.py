@@ -1,0 +1,197 @@
+"""Dunning: `invoice.payment_failed` on the bus → queue (with DLQ) → starter Lambda → one Step Functions
+execution per invoice (named by its id) that waits, then runs the step Lambda, stage after stage.
+
+A STANDARD state machine: a workflow lasts days (Express stops at 5 minutes), each wait and step is visible
+in the execution history, and an operator can stop one invoice's dunning from the console. The policy of
+config/dunning.yaml is laid out as states at synth (a Wait with the seconds until the stage, then the step),
+and each step gets its stage with its input, so a running workflow keeps the policy it started with.
+
+The starter reads a queue rather than being the rule's target: a StartExecution that fails (throttled,
+an outage) is retried by SQS and then kept in the dead-letter queue, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.durable_queue import DurableQueue
+from infra.constructs.python_function import PythonFunction
+from infra.nag import acknowledge
+from stripe_middleware.adapters.dynamodb.dunning import DUNNING_CHURN_PARTITIONS, DUNNING_READ_PARTITIONS
+from stripe_middleware.dunning.config import DunningConfig, waits
+from stripe_middleware.dunning.ports import RetryLaterError
+from stripe_middleware.shared.contract import SOURCE
+
+DUNNING_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dunning.yaml"
+STEP_TIMEOUT = Duration.seconds(30)
+STARTER_TIMEOUT = Duration.seconds(30)
+FAILED_PAYMENT = "invoice.payment_failed"
+
+
+class DunningConfigNotAllowedError(ValueError):
+    """The policy sends a command the gateway's allowlist refuses: fail synth, not the final step."""
+
+
+class Dunning(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        layer: lambda_.ILayerVersion,
+        table: dynamodb.ITable,
+        bus: events.IEventBus,
+        config: DunningConfig,
+        allowed_operations: Collection[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        refused = sorted(config.operations() - set(allowed_operations))
+        if refused:
+            raise DunningConfigNotAllowedError(
+                f"config/dunning.yaml sends {refused}, which config/gateway.yaml does not allow; add them to "
+                "its operations or change the dunning policy"
+            )
+        self.step = PythonFunction(
+            self,
+            "Step",
+            name="dunning",
+            stage=stage,
+            layer=layer,
+            timeout=STEP_TIMEOUT,
+            environment={"TABLE_NAME": table.table_name, "EVENT_BUS_NAME": bus.event_bus_name},
+        ).function
+        # Reads only: the invoice and its subscription, and the customer's churn-risk record.
+        self.step.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(DUNNING_READ_PARTITIONS)}
+                },
+            )
+        )
+        self.step.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(DUNNING_CHURN_PARTITIONS)}
+                },
+            )
+        )
+        bus.grant_put_events_to(self.step)  # step events, and the commands the gateway runs
+
+        self.logs = logs.LogGroup(
+            self, "StateMachineLogs", retention=stage.log_retention, removal_policy=stage.removal_policy
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(self._workflow(config)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.logs, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.days(config.final.day + 2),
+        )
+        step_id = Stack.of(self).get_logical_id(self.step.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.state_machine,
+            f"AwsSolutions-IAM5[Resource::<{step_id}.Arn>:*]",
+            "Generated by CDK's LambdaInvoke: the state machine invokes the step function's versions.",
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Log delivery (logs:CreateLogDelivery, ...) and X-Ray (xray:PutTraceSegments) support no "
+            "resource-level permissions; every other grant names its resource.",
+        )
+
+        self.inputs = DurableQueue(
+            self,
+            "FailedPayments",
+            stage=stage,
+            visibility_timeout=Duration.seconds(STARTER_TIMEOUT.to_seconds() * 6),
+        )
+        self.starter = PythonFunction(
+            self,
+            "Starter",
+            name="dunning_start",
+            stage=stage,
+            layer=layer,
+            timeout=STARTER_TIMEOUT,
+            environment={"STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+        ).function
+        self.starter.add_event_source(
+            sources.SqsEventSource(
+                self.inputs.queue,
+                batch_size=10,
+                max_batching_window=Duration.seconds(1),
+                report_batch_item_failures=True,
+            )
+        )
+        self.state_machine.grant_start_execution(self.starter)
+        self.rule: events.Rule | None = None
+        if config.enabled:
+            self.rule = events.Rule(
+                self,
+                "FailedPaymentsToDunning",
+                event_bus=bus,
+                event_pattern=events.EventPattern(source=[SOURCE], detail_type=[FAILED_PAYMENT]),
+                targets=[
+                    targets.SqsQueue(self.inputs.queue, dead_letter_queue=self.inputs.dead_letter_queue)
+                ],
+            )
+
+    def _workflow(self, config: DunningConfig) -> sfn.IChainable:
+        """Wait, step, stop if the step says so; ...; wait, final step, done."""
+        stopped = sfn.Succeed(self, "Stopped", comment="the invoice was paid, voided or written off")
+        finished: sfn.IChainable = sfn.Succeed(self, "Finished")
+        # Built from the end: each stage's wait leads to its step, and the step to the next stage.
+        then = finished
+        for stage, seconds in reversed(waits(config.stages())):
+            label = "Final" if stage.final else f"Step{stage.attempt}"
+            step = tasks.LambdaInvoke(
+                self,
+                label,
+                lambda_function=self.step,
+                payload=sfn.TaskInput.from_object(
+                    {"case": sfn.JsonPath.object_at("$.case"), "stage": stage.model_dump(exclude_none=True)}
+                ),
+                payload_response_only=True,
+                result_path="$.outcome",
+                retry_on_service_exceptions=True,
+                task_timeout=sfn.Timeout.duration(STEP_TIMEOUT.plus(Duration.seconds(30))),
+            )
+            # Outages only (the store, the bus); any other error fails the workflow with its reason.
+            step.add_retry(
+                errors=[RetryLaterError.__name__],
+                interval=Duration.minutes(1),
+                backoff_rate=2,
+                max_attempts=8,
+            )
+            if stage.final:
+                step.next(then)
+            else:
+                done = sfn.Condition.boolean_equals("$.outcome.stopped", True)
+                step.next(sfn.Choice(self, f"{label}Stopped").when(done, stopped).otherwise(then))
+            wait = sfn.Wait(
+                self, f"WaitUntilDay{stage.day}", time=sfn.WaitTime.duration(Duration.seconds(seconds))
+            )
+            wait.next(step)
+            then = wait
+        return then
