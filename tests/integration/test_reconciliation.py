@@ -30,7 +30,7 @@ from stripe_middleware.adapters.dynamodb.rate_limit import DynamoRateLimiter
 from stripe_middleware.adapters.dynamodb.reconciliation import DynamoReconciliationStore, DynamoStoredObjects
 from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.adapters.stripe.client import make_stripe_client
-from stripe_middleware.adapters.stripe.retrieve import SdkStripeGetter
+from stripe_middleware.adapters.stripe.reader import SdkStripeLister
 from stripe_middleware.backfill import reading
 from stripe_middleware.backfill.reading import StripeReader
 from stripe_middleware.commands.config import load_gateway_config
@@ -149,7 +149,7 @@ def stack() -> Iterator[Stack]:
         )
         rate_limit = load_gateway_config().rate_limit
         reader = StripeReader(
-            SdkStripeGetter(client),
+            SdkStripeLister(client),
             DynamoRateLimiter(dynamodb, "store"),
             lambda path: rate_limit.read_limits(False, endpoint(path)),
         )
@@ -387,7 +387,7 @@ def test_a_payout_of_the_localstripe_emulator_is_reported_unreconcilable_by_stri
         "id"
     ]
     stack.reconciler.stripe = StripePayouts(
-        StripeReader(SdkStripeGetter(client), stack.reader.limiter, stack.reader.read_limits)
+        StripeReader(SdkStripeLister(client), stack.reader.limiter, stack.reader.read_limits)
     )
     run = reconcile_payout(stack.reconciler, payout_id)
     assert run.record is not None and run.record.status == "unreconcilable_by_stripe"

@@ -18,7 +18,6 @@ from stripe_middleware.adapters.sqs.events import SqsEventQueue
 from stripe_middleware.adapters.sqs.poison import SqsPoisonSink
 from stripe_middleware.adapters.stripe.client import is_live_key, is_stripe_key, make_stripe_client
 from stripe_middleware.adapters.stripe.reader import SdkStripeLister
-from stripe_middleware.adapters.stripe.retrieve import SdkStripeGetter
 from stripe_middleware.backfill.catchup import Catchup
 from stripe_middleware.backfill.options import BackfillOptions
 from stripe_middleware.backfill.reading import StripeReader
@@ -41,7 +40,6 @@ class History:
     """Everything a backfill, catch-up or reconciliation run needs but its identity."""
 
     lister: SdkStripeLister
-    getter: SdkStripeGetter  # lists and single objects (reconciliation)
     store: ObjectStore
     publisher: EventPublisher
     cursors: DynamoCursorStore
@@ -62,7 +60,7 @@ class History:
         the store the way a backfill writes it."""
         rate_limit = load_gateway_config().rate_limit
         reader = StripeReader(
-            self.getter, self.limiter, lambda path: rate_limit.read_limits(self.livemode, endpoint(path))
+            self.lister, self.limiter, lambda path: rate_limit.read_limits(self.livemode, endpoint(path))
         )
         schema = load_metadata_schema()
         return Reconciler(
@@ -116,7 +114,6 @@ def build(settings: HistorySettings, client: Callable[[str], Any], api_key: str)
     )  # retries go through the shared rate limit (reading.py), never around it
     return History(
         lister=SdkStripeLister(stripe),
-        getter=SdkStripeGetter(stripe),
         store=ObjectStore(dynamodb, settings.table_name),
         publisher=EventPublisher(client("events"), settings.event_bus_name),
         cursors=DynamoCursorStore(dynamodb, settings.table_name),

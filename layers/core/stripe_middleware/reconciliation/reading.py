@@ -1,6 +1,6 @@
 """`ports.PayoutSource` on the backfill's `StripeReader`: every call takes a slot of the shared rate limit
 (the read share), 429s wait, 5xx and network errors are retried, anything else stops the run with Stripe's
-reason. Its lister must answer a GET of one object as a one-object page (adapters/stripe/retrieve.py).
+reason. Its lister must answer a GET of one object as a one-object page (adapters/stripe/reader.py).
 
 A payout's transactions are listed with `?payout=` and `expand[]=data.source`, Stripe's documented way to
 get each transaction's source object in the same page (no call per charge); the listing is the only

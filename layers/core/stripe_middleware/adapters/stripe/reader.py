@@ -1,4 +1,7 @@
-"""`backfill.ports.StripeLister` on the Stripe SDK: one page of a list endpoint."""
+"""`backfill.ports.StripeLister` on the Stripe SDK: one page of a list endpoint, or of one object.
+
+A GET of one object (`/v1/payouts/po_1`, what reconciliation reads) answers a page of that object, so single
+reads go through the same rate limit and retries as pages (backfill/reading.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ class SdkStripeLister:
         except stripe.StripeError as error:
             raise StripeCallError(stripe_failure(error)) from error
         body = response.data if isinstance(response.data, dict) else {}
+        if body.get("object") != "list":
+            return Page(objects=[body] if body else [], has_more=False)
         objects = body.get("data")
         return Page(
             objects=objects if isinstance(objects, list) else [], has_more=body.get("has_more") is True
