@@ -66,6 +66,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"error: {error}. Choose another with --port.", file=sys.stderr)
         return 3
     print("starting: synthesizing the stack and creating its resources on moto ...", flush=True)
+    console = sys.stdout  # start() sends stdout (the functions' logs) to the log file
     outputs = pipeline.start()
     print(
         "\nstripe-middleware is running locally (no AWS account; moto on loopback)\n"
@@ -81,6 +82,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         f"With the Stripe CLI:  stripe listen --forward-to {outputs['webhook_url']}  "
         "(and start this with --webhook-secret <the whsec_ it prints>)\n"
         "Ctrl-C stops.\n",
+        file=console,
         flush=True,
     )
     stopped = threading.Event()
@@ -90,9 +92,9 @@ def cmd_local(args: argparse.Namespace) -> int:
             pass
     except KeyboardInterrupt:
         pass
-    print("stopping ...", flush=True)
+    print("stopping ...", file=console, flush=True)
     pipeline.stop()
-    print("stopped.", flush=True)
+    print("stopped.", file=console, flush=True)
     return 0
 
 
