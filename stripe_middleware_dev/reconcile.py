@@ -6,8 +6,9 @@
 Locally (no `--stage`) the run happens in this process against the running local mode (its table and bus)
 and any Stripe-compatible server (`STRIPE_API_KEY`, `STRIPE_API_BASE`), exactly as `backfill` does. With
 `--stage` the deployed reconcile function (stack output `ReconcileFunctionName`) runs it, under your AWS
-credentials. Both answer alike, `{"records": [<Reconciliation.to_record()>...], "pending": [...],
-"not_paid_out": [...], "failed": {...}, "counters": {...}}`, printed as a report or, with `--json`, as is.
+credentials (functions/reconcile/handler.py). Both answer alike, `{"records": [<Reconciliation.to_record()>
+...], "pending": {payout id: why}, "counters": {...}}` and for a period also `"since"`, `"until"`,
+`"not_paid_out"`, `"not_judged"` and `"failed"`, printed as a report or, with `--json`, as is.
 
 Exit code: 0 when every payout is balanced or its gaps were repaired (payouts Stripe cannot tie to
 transactions, or has not finished tying, have no gaps to judge), 1 when open discrepancies remain or the
@@ -35,7 +36,7 @@ from stripe_middleware.reconciliation.models import (
 from stripe_middleware_dev import targets, use_repo_config
 
 if TYPE_CHECKING:
-    from stripe_middleware.reconciliation.run import Reconciler
+    from stripe_middleware.reconciliation.run import Counters, PayoutRun, Reconciler
 
 PLATFORM = "platform"
 DAY = 24 * 3600
@@ -142,31 +143,33 @@ def run(args: argparse.Namespace) -> int:
 
 # -- running ------------------------------------------------------------------------------------------------
 def reconcile(reconciler: Reconciler, request: Mapping[str, Any]) -> dict[str, Any]:
-    """Run `request` (build_request's shape) and answer as the deployed function does. Raises what
-    `reconcile_payout` and `sweep` raise."""
+    """Run `request` (build_request's shape) and answer as the deployed function does (a test holds the
+    two answers equal). Raises what `reconcile_payout` and `sweep` raise."""
     from stripe_middleware.reconciliation.run import reconcile_payout, sweep
 
+    def summary(runs: Sequence[PayoutRun], counters: Counters) -> dict[str, Any]:
+        return {
+            "records": [run.record.to_record() for run in runs if run.record is not None],
+            "pending": {run.payout_id: run.pending for run in runs if run.pending},
+            "counters": asdict(counters),
+        }
+
     if "payout_id" in request:
-        one = reconcile_payout(reconciler, request["payout_id"], account=request.get("account"))
-        runs, not_paid_out, failed, counters = [one], [], {}, one.counters
-    else:
-        swept = sweep(
-            reconciler,
-            since=int(request["since"]),
-            until=int(request["until"]),
-            accounts=tuple(request.get("accounts") or (None,)),
-        )
-        runs, not_paid_out, failed, counters = swept.runs, swept.not_paid_out, swept.failed, swept.counters
+        run = reconcile_payout(reconciler, request["payout_id"], account=request.get("account"))
+        return summary([run], run.counters)
+    swept = sweep(
+        reconciler,
+        since=int(request["since"]),
+        until=int(request["until"]),
+        accounts=tuple(request.get("accounts") or (None,)),
+    )
     return {
-        "records": [r.record.to_record() for r in runs if r.record is not None],
-        "pending": [
-            {"payout_id": r.payout_id, "account": r.account, "reason": r.pending}
-            for r in runs
-            if r.record is None
-        ],
-        "not_paid_out": [d.to_record() for d in not_paid_out],
-        "failed": dict(failed),
-        "counters": asdict(counters),
+        **summary(swept.runs, swept.counters),
+        "since": swept.since,
+        "until": swept.until,
+        "not_paid_out": [d.detail() for d in swept.not_paid_out],
+        "not_judged": swept.not_judged,
+        "failed": dict(swept.failed),
     }
 
 
@@ -190,7 +193,10 @@ def _run_locally(target: targets.Target, request: dict[str, Any]) -> dict[str, A
     except RejectedError as error:  # an unknown payout
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    except (BackfillFailedError, UnavailableError) as error:
+    except BackfillFailedError as error:  # the key, its permissions, or a request Stripe does not serve
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except UnavailableError as error:
         print(
             f"error: {error}\nWhat was stored or published stays; run again to finish (it resumes).",
             file=sys.stderr,
@@ -201,19 +207,19 @@ def _run_locally(target: targets.Target, request: dict[str, Any]) -> dict[str, A
 def _invoke(target: targets.Target, request: dict[str, Any]) -> dict[str, Any] | int:
     from botocore.config import Config
 
-    name = target.outputs.get("reconcile_function_name") or target.require("ReconcileFunctionName")
+    name = target.require("reconcile_function_name")
     lambda_client = target.client(
         "lambda", config=Config(read_timeout=INVOKE_READ_TIMEOUT, retries={"max_attempts": 0})
     )
     response = lambda_client.invoke(FunctionName=name, Payload=json.dumps(request).encode())
     answer = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        unknown = answer.get("errorType") in ("UnknownPayoutError", "NotFoundError")
+        refused = answer.get("errorType") in ("UnknownPayoutError", "NotFoundError", "RejectedError")
         print(f"error: the reconcile function failed: {answer.get('errorMessage', answer)}", file=sys.stderr)
-        return 2 if unknown else 1
-    if isinstance(answer.get("error"), str):  # a refused request, as the read API words it
-        print(f"error: {answer.get('message') or answer['error']}", file=sys.stderr)
-        return 2
+        return 2 if refused else 1
+    if "skipped" in answer:  # no key in the StripeReadOnlyKey secret yet
+        print(f"error: reconciliation is idle: {answer['skipped']}", file=sys.stderr)
+        return 1
     return dict(answer)
 
 
@@ -233,12 +239,8 @@ def format_report(answer: Mapping[str, Any]) -> str:
     for record in records:
         lines += payout_lines(record)
         lines.append("")
-    for pending in answer.get("pending") or []:
-        lines.append(
-            f"Payout {pending['payout_id']} ({_account(pending.get('account'))}): not reconciled yet"
-        )
-        lines.append(f"  {pending.get('reason') or ''}".rstrip())
-        lines.append("")
+    for payout_id, why in sorted((answer.get("pending") or {}).items()):
+        lines += [f"Payout {payout_id}: not reconciled yet", f"  {why}", ""]
     orphans = _orphans(answer)
     if orphans:
         lines.append("Not paid out (their payout's record could not be written; run again):")
@@ -251,6 +253,12 @@ def format_report(answer: Mapping[str, Any]) -> str:
         lines.append("")
     if not records and not answer.get("pending") and not answer.get("failed"):
         lines += ["No payout was created in that period.", ""]
+    if not_judged := int(answer.get("not_judged") or 0):
+        lines.append(
+            f"{_n(not_judged, 'succeeded charge or refund', 'succeeded charges and refunds')} of the period "
+            "could not be judged paid out or not yet (no balance transaction yet, or the payout due to pay "
+            "it out is manual, instant or not reconciled by Stripe yet)."
+        )
     counters = answer.get("counters") or {}
     if counters:
         lines.append(
@@ -454,8 +462,8 @@ def _day(value: Any) -> str:
     return str(value)[:10] if value else "-"
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _number(amount: int, currency: str) -> str:

@@ -36,6 +36,7 @@ OUTPUT_NAMES = {
     "AthenaWorkGroupName": "athena_workgroup_name",
     "GlueDatabaseName": "glue_database_name",
     "DunningStateMachineArn": "dunning_state_machine_arn",
+    "ReconcileFunctionName": "reconcile_function_name",
 }
 
 

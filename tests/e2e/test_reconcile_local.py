@@ -13,6 +13,7 @@ from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.reconciliation.models import money
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
 from tests.e2e.conftest import LocalStack, get
+from tests.e2e.test_history import Emulator, emulator  # noqa: F401 - the localstripe fixture
 from tests.fakes.payouts import DAY, T0, Gap, PayoutWorld, build_payout
 
 SCHEMA = load_metadata_schema()
@@ -126,3 +127,25 @@ def test_an_unknown_payout_is_bad_input(local_stack: LocalStack) -> None:
     result = reconcile(local_stack, "--payout", "po_1E2eNowhere")
     assert result.returncode == 2
     assert "Stripe has no payout po_1E2eNowhere" in result.stderr
+
+
+def test_the_localstripe_emulators_payouts_are_reported_unreconcilable_by_stripe_without_gaps(
+    local_stack: LocalStack,
+    emulator: Emulator,  # noqa: F811 - the fixture imported above
+) -> None:
+    v1 = emulator.client.v1
+    standard = v1.payouts.create(params={"amount": 12_345, "currency": "eur"})
+    instant = v1.payouts.create(params={"amount": 500, "currency": "eur", "method": "instant"})
+    for payout, why in ((standard, "a manual payout"), (instant, "an instant payout")):
+        result = local_stack.cli("reconcile", "--payout", payout.id, env=emulator.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"Payout {payout.id} (platform account, test mode)"
+        assert lines[1] == "  status        unreconcilable_by_stripe"
+        assert lines[4].startswith(f"  why           {why}")
+        assert "Discrepancies" not in result.stdout
+        assert lines[-1] == "1 payout: nothing to judge; 1 unreconcilable by Stripe"
+    assert (
+        "123.45 EUR (manual, standard, pending)"
+        in local_stack.cli("reconcile", "--payout", standard.id, env=emulator.env).stdout
+    )

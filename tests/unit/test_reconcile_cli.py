@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stripe_middleware.backfill.ports import StripeUnavailableError
+from stripe_middleware.backfill.ports import BackfillFailedError, StripeUnavailableError
 from stripe_middleware.reconciliation.models import money
 from stripe_middleware.reconciliation.ports import UnknownPayoutError
 from stripe_middleware.reconciliation.repair import SnapshotRepairer
@@ -159,7 +159,7 @@ def test_a_sweep_reports_each_payout_the_not_paid_out_charge_and_what_stripe_can
     ]
     assert "Stripe: 42.00 USD available on 2025-11-21; store: 42.00 USD succeeded" in report
     assert "a manual payout: you chose its timing and amount" in line_of(report, "why")
-    assert "Payout po_1Pending (platform account): not reconciled yet" in report
+    assert "Payout po_1Pending: not reconciled yet" in report
     assert "reconciliation_status in_progress" in report
     assert report.splitlines()[-1] == (
         "4 payouts: 1 discrepancy (0 repaired), 1 open; 1 unreconcilable by Stripe; "
@@ -347,7 +347,7 @@ def deployed(monkeypatch: pytest.MonkeyPatch, fake: FakeLambda) -> None:
             assert service == "lambda" and options["config"].read_timeout >= 900
             return fake
 
-    target = Deployed({"ReconcileFunctionName": "stripe-middleware-prod-reconcile"}, local=False)
+    target = Deployed({"reconcile_function_name": "stripe-middleware-prod-reconcile"}, local=False)
     monkeypatch.setattr(targets, "deployed", lambda stage: target)
 
 
@@ -356,7 +356,6 @@ def test_a_stage_invokes_the_deployed_function_and_reports_its_answer(
 ) -> None:
     world = build_payout(20)
     answer = reconcile.reconcile(reconciler_of(world), {"since": SINCE, "until": UNTIL, "accounts": [None]})
-    del answer["pending"]  # the function may leave it out
     fake = FakeLambda(answer)
     deployed(monkeypatch, fake)
     argv = ["reconcile", "--stage", "prod", "--since", "2025-10-25", "--until", "1764086400"]
@@ -371,7 +370,9 @@ def test_a_stage_invokes_the_deployed_function_and_reports_its_answer(
     assert f"Payout {world.payout_id}" in out and out.splitlines()[-1] == "1 payout: balanced"
 
 
-@pytest.mark.parametrize(("error_type", "code"), [("UnknownPayoutError", 2), ("StripeUnavailableError", 1)])
+@pytest.mark.parametrize(
+    ("error_type", "code"), [("UnknownPayoutError", 2), ("RejectedError", 2), ("StripeUnavailableError", 1)]
+)
 def test_a_failed_invocation_is_an_error_unknown_payouts_being_bad_input(
     error_type: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -379,6 +380,59 @@ def test_a_failed_invocation_is_an_error_unknown_payouts_being_bad_input(
     deployed(monkeypatch, fake)
     assert cli.main(["reconcile", "--stage", "prod", "--payout", "po_1X"]) == code
     assert "the reconcile function failed: Stripe has no payout po_1X" in capsys.readouterr().err
+
+
+def test_an_idle_function_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed(monkeypatch, FakeLambda({"skipped": "the StripeReadOnlyKey secret holds no Stripe key yet"}))
+    assert cli.main(["reconcile", "--stage", "prod", "--payout", "po_1X"]) == 1
+    assert (
+        "reconciliation is idle: the StripeReadOnlyKey secret holds no Stripe key yet"
+        in capsys.readouterr().err
+    )
+
+
+class LambdaContext:
+    function_name = "reconcile"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:reconcile"
+    aws_request_id = "req-1"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"payout_id": "po_1Unpaid", "account": None},
+        {"since": SINCE, "until": UNTIL, "accounts": [None]},
+    ],
+)
+def test_a_local_run_answers_exactly_as_the_deployed_function(
+    request_: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.reconcile import handler
+
+    def worlds() -> list[PayoutWorld]:
+        gaps = build_payout(40, payout_id="po_1Unpaid")
+        gaps.inject_not_paid_out()
+        gaps.inject_missing("charge", 0)
+        pending = build_payout(20, payout_id="po_1Pending", created=T0 + 7200)
+        pending.payout["reconciliation_status"] = "in_progress"
+        return [build_payout(20, payout_id="po_1Clean", created=T0 - 7 * DAY), gaps, pending]
+
+    deployed_reconciler = reconciler_of(*worlds())
+    monkeypatch.setattr(handler, "reconciler", lambda: deployed_reconciler)
+    expected = json.loads(json.dumps(handler.handler(dict(request_), LambdaContext())))
+    assert expected["records"]  # the comparison is about something
+    assert json.loads(json.dumps(reconcile.reconcile(reconciler_of(*worlds()), request_))) == expected
+
+
+def test_charges_and_refunds_that_cannot_be_judged_yet_are_counted() -> None:
+    answer: dict[str, Any] = {"records": [], "not_judged": 3, "counters": {}}
+    assert (
+        "3 succeeded charges and refunds of the period could not be judged paid out or not yet"
+        in reconcile.format_report(answer)
+    )
 
 
 LOCAL_OUTPUTS = {
@@ -397,6 +451,7 @@ LOCAL_OUTPUTS = {
         (UnknownPayoutError("Stripe has no payout po_1X in the platform account"), 2, "no payout po_1X"),
         (StripeUnavailableError("Stripe kept answering 500"), 1, "run again to finish"),
         (StoreUnavailableError("BatchGetItem failed"), 1, "run again to finish"),
+        (BackfillFailedError("Stripe refused GET /v1/payouts (401): Invalid API Key"), 1, "Invalid API Key"),
     ],
 )
 def test_a_local_run_that_cannot_finish_says_why(
