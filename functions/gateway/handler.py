@@ -114,6 +114,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.set_correlation_id(outcome.command_id)
         logger.info("command handled", extra={"status": outcome.status, "retry_after": outcome.retry_after})
         metrics.add_metric(OUTCOME_METRICS[outcome.status], MetricUnit.Count, 1)
+        if outcome.stripe_rate_limited:
+            metrics.add_metric(Metric.STRIPE_RATE_LIMITED, MetricUnit.Count, 1)
         if outcome.dead_letter:
             deps.sqs.send_message(
                 QueueUrl=deps.settings.commands_dead_letter_queue_url,

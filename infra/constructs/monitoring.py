@@ -102,7 +102,11 @@ SECTIONS: Mapping[str, tuple[Graph, ...]] = {
             "gateway",
             (Metric.COMMANDS_SUCCEEDED, Metric.COMMANDS_FAILED, Metric.GATEWAY_UNAVAILABLE),
         ),
-        Graph("Gateway waits: Stripe 429s, 5xx, busy rate limit", "gateway", (Metric.COMMANDS_QUEUED,)),
+        Graph(
+            "Gateway waits (Stripe 429s, 5xx, busy rate limit) and Stripe 429s alone",
+            "gateway",
+            (Metric.COMMANDS_QUEUED, Metric.STRIPE_RATE_LIMITED),
+        ),
         Graph("Read API requests", "read_api", (Metric.READ_REQUESTS,)),
     ),
     "History: backfill and catch-up": (

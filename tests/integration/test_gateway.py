@@ -259,17 +259,25 @@ def test_a_crash_after_stripe_answered_never_creates_twice(
     assert len(gateway.stripe.created) == 1  # ... and Stripe replayed the first answer
 
 
-def test_429s_are_honoured_and_every_command_completes(gateway: GatewayStack) -> None:
+def test_429s_are_honoured_counted_and_every_command_completes(
+    gateway: GatewayStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     gateway.stripe.rate_limit = 2  # far below what the gateway is configured for: Stripe says 429
     ids = [
         gateway.submit({"operation": "customers.create", "params": CUSTOMER})[1]["command_id"]
         for _ in range(12)
     ]
+    capsys.readouterr()
     gateway.drain()
     statuses = [gateway.status(i)[1]["status"] for i in ids]
     assert statuses == ["succeeded"] * 12
-    assert any(r.status == 429 for r in gateway.stripe.requests)
+    answered_429 = sum(r.status == 429 for r in gateway.stripe.requests)
+    assert answered_429 > 0
     assert len(gateway.stripe.created) == 12
+    emitted = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert sum(sum(m.get("StripeRateLimited", [])) for m in emitted) == answered_429  # one per 429
 
 
 def test_commands_from_sqs_and_eventbridge_producers(gateway: GatewayStack) -> None:

@@ -158,7 +158,8 @@ def test_a_full_rate_limit_waits_in_the_queue_without_calling_stripe_or_using_an
 def test_a_429_waits_in_the_queue_without_counting_the_attempt(gateway: Gateway) -> None:
     gateway.stripe.fail_next = [stripe_failure(429, code="rate_limit", rate_limited=True)]
     outcome = gateway.run(CREATE_CUSTOMER, receive_count=9)
-    assert outcome == Outcome(COMMAND_ID, "queued", retry_after=60.0)  # the backoff is capped at 6 receives
+    # The backoff is capped at 6 receives; the 429 is told apart for the metrics.
+    assert outcome == Outcome(COMMAND_ID, "queued", retry_after=60.0, stripe_rate_limited=True)
     record = gateway.record()
     assert record.status == "queued" and record.attempts == 0
     assert record.error is not None and record.error["http_status"] == 429

@@ -30,6 +30,7 @@ class Outcome:
     status: str
     retry_after: float | None = None
     dead_letter: bool = False
+    stripe_rate_limited: bool = False  # queued because Stripe answered 429
 
 
 def parse_command_message(body: str) -> dict[str, Any]:
@@ -79,7 +80,12 @@ def run_command(
             # Stripe did nothing: the attempt does not count; wait in the queue and come back.
             command.status, command.attempts = "queued", command.attempts - 1
             store.save(command)
-            return Outcome(command.command_id, "queued", retry_after=backoff(min(receive_count, 6)))
+            return Outcome(
+                command.command_id,
+                "queued",
+                retry_after=backoff(min(receive_count, 6)),
+                stripe_rate_limited=True,
+            )
         retryable = is_retryable(failure)
         if retryable and command.attempts < config.max_attempts:
             command.status = "queued"

@@ -60,6 +60,7 @@ class Metric(StrEnum):
     COMMANDS_SUCCEEDED = "CommandsSucceeded"
     COMMANDS_FAILED = "CommandsFailed"
     GATEWAY_UNAVAILABLE = "GatewayUnavailable"
+    STRIPE_RATE_LIMITED = "StripeRateLimited"  # commands Stripe answered 429 (queued, no attempt used)
     # history (backfill, catch-up)
     BACKFILL_PAGES = "BackfillPages"
     BACKFILL_OBJECTS = "BackfillObjects"  # read from Stripe
