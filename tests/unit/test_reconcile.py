@@ -37,6 +37,7 @@ from stripe_middleware.reconciliation.models import (
 from stripe_middleware.reconciliation.ports import (
     ReconciliationNotPublishedError,
     RecordConflictError,
+    RepairNotPublishedError,
     UnknownPayoutError,
 )
 from stripe_middleware.reconciliation.reading import StripePayouts, endpoint
@@ -741,3 +742,23 @@ def test_payout_events_on_the_bus_name_the_payout_to_reconcile() -> None:
     assert triggered_payout("payout.created", detail) is None
     assert triggered_payout("charge.succeeded", {"object": stripe_object("charge")}) is None
     assert sweep_period(3, now=T0) == (T0 - 3 * DAY, T0)
+
+
+def test_a_repair_whose_publication_failed_is_published_by_the_retry() -> None:
+    """The object is stored, its `object.backfilled` refused, the run fails; the retry finds it stored by
+    the repair but never confirmed by a written record, and publishes it before calling it repaired."""
+    world = build_payout(20)
+    gap = world.inject_missing("charge", 0)
+    h = harness(world)
+    h.publisher.fail_keys = {f"charge/{gap.object_id}"}
+    with pytest.raises(RepairNotPublishedError):
+        reconcile_payout(h.reconciler, world.payout_id)
+    h.publisher.fail_keys = set()  # the bus is back; SQS redelivers the payout
+    reconcile_payout(h.reconciler, world.payout_id)
+    record = h.records.record(world.payout_id)
+    assert [(d["kind"], d["object_id"], d["repaired"]) for d in record["discrepancies"]] == [
+        ("missing_in_store", gap.object_id, True)
+    ]
+    assert [d["object_id"] for d in h.publisher.details(DetailType.OBJECT_BACKFILLED)] == [gap.object_id]
+    reconcile_payout(h.reconciler, world.payout_id)  # confirmed by the record now: not published again
+    assert len(h.publisher.details(DetailType.OBJECT_BACKFILLED)) == 1

@@ -496,9 +496,16 @@ class RepairTarget:
     path: str
 
 
-def repair_targets(record: Reconciliation, transactions: Sequence[Mapping[str, Any]]) -> list[RepairTarget]:
+def repair_targets(
+    record: Reconciliation,
+    transactions: Sequence[Mapping[str, Any]],
+    *,
+    unconfirmed: Collection[ObjectKey] = (),
+) -> list[RepairTarget]:
     """What to fetch and store for each open `missing_in_store` gap: the expanded source when that is the
-    object the store keeps (no extra call), else a GET of it (a reversal's transfer, a customer...)."""
+    object the store keeps (no extra call), else a GET of it (a reversal's transfer, a customer...). Gaps
+    already repaired are targets again when `unconfirmed` names them: stored by an earlier attempt of the
+    repair whose publication was never confirmed (the repairer publishes its own snapshot again)."""
     listed = {
         key: source
         for source in _sources(transactions).values()
@@ -507,9 +514,9 @@ def repair_targets(record: Reconciliation, transactions: Sequence[Mapping[str, A
     paths = {r.stored_type: r.path for r in SOURCE_RULES.values()} | HOLDER_PATHS
     targets = []
     for discrepancy in record.discrepancies:
-        if discrepancy.kind != MISSING_IN_STORE or discrepancy.repaired:
-            continue
         key = (str(discrepancy.object_type), str(discrepancy.object_id))
+        if discrepancy.kind != MISSING_IN_STORE or (discrepancy.repaired and key not in unconfirmed):
+            continue
         targets.append(RepairTarget(key, listed.get(key), f"{paths[key[0]]}/{key[1]}"))
     return targets
 

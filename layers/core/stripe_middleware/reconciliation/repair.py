@@ -23,7 +23,7 @@ from stripe_middleware.shared.contract import DetailType, mode_label
 from stripe_middleware.shared.metadata_schema import MetadataSchema
 from stripe_middleware.shared.publishing import Publication, Publisher
 
-PUBLISH_ATTEMPTS = 3  # a repaired object is in the store: the next run would not see it missing again
+PUBLISH_ATTEMPTS = 3  # then the run fails and is retried; the retry publishes what this run stored
 
 
 def repair_run_id(payout_id: str, account: str | None, livemode: bool) -> str:
@@ -54,7 +54,9 @@ class SnapshotRepairer:
             except (ValueError, TypeError, ValidationError, ObjectTooLargeError):
                 continue  # left as an open gap: the record shows it, an operator looks
             stored_keys.append((stored.object_type, stored.object_id))
-            if result.applied:  # not applied: the store held a newer state, already published
+            # Not applied: the store holds a newer state (published by whoever wrote it), or this very
+            # repair's snapshot from an attempt whose publication failed: that one is published now.
+            if result.applied or _stored_by(result.previous_order_key, run_id):
                 publications.append(
                     Publication(
                         key=f"{stored.object_type}/{stored.object_id}",
@@ -72,3 +74,8 @@ class SnapshotRepairer:
                 f"{len(publications)} repaired objects are stored but were not published as backfilled"
             )
         return stored_keys
+
+
+def _stored_by(order_key: str | None, run_id: str) -> bool:
+    """Whether the store's snapshot was written by this repair run (`snapshot_order_key`: as_of#rank#run)."""
+    return order_key is not None and order_key.rsplit("#", 1)[-1] == run_id

@@ -41,6 +41,7 @@ from stripe_middleware.reconciliation.check import (
     unreconcilable_reason,
 )
 from stripe_middleware.reconciliation.models import (
+    MISSING_IN_STORE,
     NOT_PAID_OUT,
     Discrepancy,
     ObjectKey,
@@ -247,6 +248,7 @@ def _examine(reconciler: Reconciler, payout: dict[str, Any], account: str | None
     run_id = repair_run_id(payout_id, account, livemode)
     repaired: list[ObjectKey] = []
     attempted: set[ObjectKey] = set()
+    confirmed = _confirmed_repairs(reconciler, payout_id, account)
     rounds = 0
     while True:
         _look_up(reconciler, transactions, known, account)
@@ -260,7 +262,20 @@ def _examine(reconciler: Reconciler, payout: dict[str, Any], account: str | None
             repaired=repaired,
             repair_run=run_id,
         )
-        targets = [t for t in repair_targets(record, transactions) if t.key not in attempted]
+        # An object an earlier attempt stored but whose record never said repaired: its publication may
+        # have failed, so it is repaired again (the repairer publishes its own snapshot).
+        unconfirmed = (
+            {
+                (str(d.object_type), str(d.object_id))
+                for d in record.discrepancies
+                if d.kind == MISSING_IN_STORE and d.repaired
+            }
+            - confirmed
+            - set(repaired)
+        )
+        targets = [
+            t for t in repair_targets(record, transactions, unconfirmed=unconfirmed) if t.key not in attempted
+        ]
         if not targets or rounds == MAX_REPAIR_ROUNDS:
             break
         rounds += 1
@@ -271,6 +286,18 @@ def _examine(reconciler: Reconciler, payout: dict[str, Any], account: str | None
             known.pop(key, None)  # read it back: the check sees what the store holds now
     sources = frozenset(s for t in transactions if (s := source_id(t)) is not None and s != payout_id)
     return _Examined(payout, account, record, None, sources, repaired)
+
+
+def _confirmed_repairs(reconciler: Reconciler, payout_id: str, account: str | None) -> set[ObjectKey]:
+    """The objects the payout's written record says were repaired (and so published)."""
+    kept = reconciler.records.get(payout_id, account=account, livemode=reconciler.livemode)
+    if kept is None:
+        return set()
+    return {
+        (str(d.object_type), str(d.object_id))
+        for d in kept.record.discrepancies
+        if d.kind == MISSING_IN_STORE and d.repaired
+    }
 
 
 def _repair(

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from stripe_middleware.adapters.aws import is_conditional_check_failure
+from stripe_middleware.adapters.dynamodb.paging import batch_get, query_page, store_unavailable
 from stripe_middleware.adapters.dynamodb.table import (
     CUSTOMER_INDEX,
     KEY_ATTRIBUTES,
@@ -31,7 +32,6 @@ from stripe_middleware.adapters.dynamodb.table import (
 )
 from stripe_middleware.processing.models import StoredObject
 from stripe_middleware.processing.ports import ObjectTooLargeError, UpsertResult
-from stripe_middleware.shared.errors import StoreUnavailableError
 
 DEDUP_WINDOW_SECONDS = 40 * 24 * 3600  # Stripe retries 3 days, Events API replays reach back 30
 # DynamoDB items are at most 400 KB; leave room for the normalized attributes.
@@ -72,20 +72,9 @@ class ObjectStore:
     # -- writes -------------------------------------------------------------------------------
     def seen_events(self, event_ids: Iterable[str]) -> set[str]:
         """The ids among `event_ids` already processed and published (one BatchGetItem per 100)."""
-        ids = list(dict.fromkeys(event_ids))
-        seen: set[str] = set()
-        for start in range(0, len(ids), 100):
-            keys: list[dict[str, Any]] = [string_key(event_key(i)) for i in ids[start : start + 100]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ProjectionExpression": "pk"}}
-            while request:
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except Exception as error:
-                    raise StoreUnavailableError(f"BatchGetItem failed: {type(error).__name__}") from error
-                for item in response.get("Responses", {}).get(self._table, []):
-                    seen.add(event_id_of(item["pk"]["S"]))
-                request = response.get("UnprocessedKeys") or {}
-        return seen
+        keys = [event_key(i) for i in dict.fromkeys(event_ids)]
+        items = batch_get(self._client, self._table, keys, projection="pk")
+        return {event_id_of(item["pk"]["S"]) for item in items}
 
     def upsert_if_newer(self, stored: StoredObject) -> UpsertResult:
         """Write the snapshot unless the store already holds one with a greater or equal order key."""
@@ -146,7 +135,7 @@ class ObjectStore:
             if is_conditional_check_failure(error):
                 old = getattr(error, "response", {}).get("Item", {})
                 return UpsertResult(applied=False, previous_order_key=old.get("order_key", {}).get("S"))
-            raise StoreUnavailableError(f"PutItem failed: {type(error).__name__}") from error
+            raise store_unavailable("PutItem", error) from error
         old = response.get("Attributes", {})
         return UpsertResult(applied=True, previous_order_key=old.get("order_key", {}).get("S"))
 
@@ -163,7 +152,7 @@ class ObjectStore:
                 try:
                     response = self._client.batch_write_item(RequestItems=request)
                 except Exception as error:
-                    raise StoreUnavailableError(f"BatchWriteItem failed: {type(error).__name__}") from error
+                    raise store_unavailable("BatchWriteItem", error) from error
                 request = response.get("UnprocessedItems") or {}
 
     # -- reads --------------------------------------------------------------------------------
@@ -181,15 +170,13 @@ class ObjectStore:
         self, object_type: str, object_id: str, *, account: str | None = None, livemode: bool | None = None
     ) -> list[dict[str, Any]]:
         """Every stored variant of one object (platform/Connect accounts, live/test), optionally filtered."""
-        try:
-            response = self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": object_partition(object_type, object_id)}},
-            )
-        except Exception as error:
-            raise StoreUnavailableError(f"Query failed: {type(error).__name__}") from error
-        found = [self._public(item) for item in response.get("Items", [])]
+        items, _ = query_page(  # a handful of variants: one page
+            self._client,
+            self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": object_partition(object_type, object_id)}},
+        )
+        found = [self._public(item) for item in items]
         return [
             item
             for item in found
@@ -211,14 +198,12 @@ class ObjectStore:
         if object_type:
             expression += f" AND begins_with({CUSTOMER_INDEX.sort_key}, :type)"
             values[":type"] = {"S": f"{object_type}#"}
-        try:
-            response = self._client.query(
-                TableName=self._table,
-                IndexName=CUSTOMER_INDEX.name,
-                KeyConditionExpression=expression,
-                ExpressionAttributeValues=values,
-                Limit=limit,
-            )
-        except Exception as error:
-            raise StoreUnavailableError(f"Query failed: {type(error).__name__}") from error
-        return [self._public(item) for item in response.get("Items", [])]
+        items, _ = query_page(
+            self._client,
+            self._table,
+            IndexName=CUSTOMER_INDEX.name,
+            KeyConditionExpression=expression,
+            ExpressionAttributeValues=values,
+            Limit=limit,
+        )
+        return [self._public(item) for item in items]

@@ -13,12 +13,20 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from stripe_middleware.adapters.aws import is_conditional_check_failure
 from stripe_middleware.adapters.dynamodb.objects import plain
+from stripe_middleware.adapters.dynamodb.paging import (
+    batch_get,
+    items_in_index_order,
+    newest_in_months,
+    query_page,
+    store_unavailable,
+)
 from stripe_middleware.adapters.dynamodb.table import (
     PARTITION_KEY,
     PLATFORM,
@@ -33,7 +41,6 @@ from stripe_middleware.adapters.dynamodb.table import (
 )
 from stripe_middleware.reconciliation.models import ObjectKey, Reconciliation, StoreEntry
 from stripe_middleware.reconciliation.ports import MAX_BATCH, KeptRecord, Published, RecordConflictError
-from stripe_middleware.shared.errors import StoreUnavailableError
 
 MAX_MONTHS = 25  # a list reads at most this many monthly partitions (the read API bounds `since` to 731 days)
 MAX_ITEM_BYTES = 350_000  # DynamoDB items are at most 400 KB
@@ -49,10 +56,6 @@ ENTRY_ATTRIBUTES = (
     "metadata",
 )
 _NAMES = {f"#{name}": name for name in ENTRY_ATTRIBUTES}  # `status` is a reserved word
-
-
-def _unavailable(operation: str, error: Exception) -> StoreUnavailableError:
-    return StoreUnavailableError(f"{operation} failed: {type(error).__name__}")
 
 
 def _timestamp(value: Any) -> int | None:
@@ -91,24 +94,13 @@ class DynamoStoredObjects:
         """One BatchGetItem (its unprocessed keys asked again) of at most MAX_BATCH objects."""
         if len(keys) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} keys per BatchGetItem, not {len(keys)}")
-        unique = list(dict.fromkeys(keys))
-        if not unique:
-            return []
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [string_key(object_key(t, i, account, livemode)) for t, i in unique],
-                "ProjectionExpression": ", ".join(_NAMES),
-                "ExpressionAttributeNames": _NAMES,
-            }
-        }
-        items: list[dict[str, Any]] = []
-        while request:
-            try:
-                response = self._client.batch_get_item(RequestItems=request)
-            except Exception as error:
-                raise _unavailable("BatchGetItem", error) from error
-            items += response.get("Responses", {}).get(self._table, [])
-            request = response.get("UnprocessedKeys") or {}
+        items = batch_get(
+            self._client,
+            self._table,
+            [object_key(t, i, account, livemode) for t, i in dict.fromkeys(keys)],
+            projection=", ".join(_NAMES),
+            names=_NAMES,
+        )
         return [self._entry(item) for item in items]
 
     def succeeded_page(
@@ -124,7 +116,6 @@ class DynamoStoredObjects:
     ) -> tuple[list[StoreEntry], Any | None]:
         index = TYPE_CREATED_INDEX
         request: dict[str, Any] = {
-            "TableName": self._table,
             "IndexName": index.name,
             "KeyConditionExpression": f"{index.partition_key} = :pk AND {index.sort_key} BETWEEN :lo AND :hi",
             "FilterExpression": "#status = :succeeded",
@@ -139,11 +130,8 @@ class DynamoStoredObjects:
         }
         if start is not None:
             request["ExclusiveStartKey"] = start
-        try:
-            response = self._client.query(**request)
-        except Exception as error:
-            raise _unavailable("Query", error) from error
-        return [self._entry(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+        items, last = query_page(self._client, self._table, **request)
+        return [self._entry(item) for item in items], last
 
 
 class DynamoReconciliationStore:
@@ -162,7 +150,7 @@ class DynamoReconciliationStore:
                 ConsistentRead=True,  # the previous run's write decides what is published again
             )
         except Exception as error:
-            raise _unavailable("GetItem", error) from error
+            raise store_unavailable("GetItem", error) from error
         item = response.get("Item")
         if item is None:
             return None
@@ -216,7 +204,7 @@ class DynamoReconciliationStore:
                 raise RecordConflictError(
                     f"the record of payout {record.payout_id} was written by another run meanwhile"
                 ) from error
-            raise _unavailable("PutItem", error) from error
+            raise store_unavailable("PutItem", error) from error
 
     # -- reconciliation.ports.ReconciliationReader ----------------------------------------------------
     def reconciliation(self, payout_id: str, *, account: str | None, livemode: bool) -> dict[str, Any] | None:
@@ -233,65 +221,28 @@ class DynamoReconciliationStore:
         status: str | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        now = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m")
-        index = TYPE_CREATED_INDEX
-        expression = f"{index.partition_key} = :pk AND {index.sort_key} BETWEEN :lo AND :hi"
-        keys: list[dict[str, Any]] = []
-        for month in _months(since[:7], (before or now)[:7]):
-            values: dict[str, Any] = {
-                ":pk": {"S": reconciliation_month_partition(account, livemode, month)},
-                ":lo": {"S": since},
-                ":hi": {"S": before or "~"},
-            }
-            request: dict[str, Any] = {
-                "IndexName": index.name,
-                "KeyConditionExpression": expression,
-                "ProjectionExpression": f"{PARTITION_KEY}, {SORT_KEY}, {index.sort_key}",
-                "ScanIndexForward": False,
-            }
-            if status:
-                request["FilterExpression"] = "#status = :status"
-                request["ExpressionAttributeNames"] = {"#status": "status"}
-                values[":status"] = {"S": status}
-            request["ExpressionAttributeValues"] = values
-            found = self._query(request, limit=limit - len(keys) + (1 if before else 0))
-            keys += [k for k in found if k[index.sort_key]["S"] != before]
-            if len(keys) >= limit:
-                break
-        return self._records(keys[:limit])
-
-    def _records(self, index_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        keys = [{PARTITION_KEY: i[PARTITION_KEY]["S"], SORT_KEY: i[SORT_KEY]["S"]} for i in index_items]
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(keys), MAX_BATCH):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [string_key(k) for k in keys[start : start + MAX_BATCH]],
-                    "ProjectionExpression": "pk, sk, body",
-                }
-            }
-            while request:
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except Exception as error:
-                    raise _unavailable("BatchGetItem", error) from error
-                for item in response.get("Responses", {}).get(self._table, []):
-                    found[(item["pk"]["S"], item["sk"]["S"])] = _decode(item["body"]["B"])["record"]
-                request = response.get("UnprocessedKeys") or {}
-        return [found[k] for k in ((k[PARTITION_KEY], k[SORT_KEY]) for k in keys) if k in found]
-
-    def _query(self, request: dict[str, Any], *, limit: int) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            try:
-                response = self._client.query(TableName=self._table, **request)
-            except Exception as error:
-                raise _unavailable("Query", error) from error
-            items += response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            if not last or len(items) >= limit:
-                return items[:limit]
-            request["ExclusiveStartKey"] = last
+        values: dict[str, Any] = {}
+        request: dict[str, Any] = {
+            "ProjectionExpression": f"{PARTITION_KEY}, {SORT_KEY}, {TYPE_CREATED_INDEX.sort_key}"
+        }
+        if status:
+            request["FilterExpression"] = "#status = :status"
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+            values[":status"] = {"S": status}
+        keys = newest_in_months(
+            self._client,
+            self._table,
+            partition=partial(reconciliation_month_partition, account, livemode),
+            since=since,
+            before=before,
+            now=self._clock(),
+            limit=limit,
+            max_months=MAX_MONTHS,
+            values=values,
+            **request,
+        )
+        found = items_in_index_order(self._client, self._table, keys, projection="pk, sk, body")
+        return [_decode(item["body"]["B"])["record"] for item in found]
 
 
 def _encode(record: Reconciliation, published: Published) -> bytes:
@@ -305,13 +256,3 @@ def _encode(record: Reconciliation, published: Published) -> bytes:
 def _decode(body: Any) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(zlib.decompress(bytes(body)))
     return document
-
-
-def _months(first: str, last: str) -> Iterator[str]:
-    """`YYYY-MM` from `last` back to `first`, at most MAX_MONTHS of them."""
-    year, month = int(last[:4]), int(last[5:7])
-    for _ in range(MAX_MONTHS):
-        if f"{year:04d}-{month:02d}" < first:
-            return
-        yield f"{year:04d}-{month:02d}"
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)

@@ -12,18 +12,25 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from stripe_middleware.adapters.aws import is_conditional_check_failure
 from stripe_middleware.adapters.dynamodb.objects import plain
+from stripe_middleware.adapters.dynamodb.paging import (
+    batch_get,
+    items_in_index_order,
+    newest_in_months,
+    query_items,
+    query_pages,
+    store_unavailable,
+)
 from stripe_middleware.adapters.dynamodb.table import (
     CUSTOMER_INDEX,
     PARTITION_KEY,
     PLATFORM,
     SORT_KEY,
     TTL_ATTRIBUTE,
-    TYPE_CREATED_INDEX,
     anomaly_key,
     buyer_watch_key,
     buyer_watch_partition,
@@ -35,7 +42,6 @@ from stripe_middleware.adapters.dynamodb.table import (
     signal_month_partition,
     string_key,
 )
-from stripe_middleware.shared.errors import StoreUnavailableError
 from stripe_middleware.signals.facts import Fact
 from stripe_middleware.signals.ports import WATCH_SHARDS, Anomaly, BuyerWatch
 
@@ -52,10 +58,6 @@ WATCH_RETENTION_SECONDS = 730 * DAY
 NEWER_VERSION = (
     "attribute_not_exists(pk) OR version < :version OR (version = :version AND evidence < :evidence)"
 )
-
-
-def _unavailable(operation: str, error: Exception) -> StoreUnavailableError:
-    return StoreUnavailableError(f"{operation} failed: {type(error).__name__}")
 
 
 class SignalStore:
@@ -93,11 +95,13 @@ class SignalStore:
                 )
             except Exception as error:
                 if not is_conditional_check_failure(error):  # refused: a newer state is kept already
-                    raise _unavailable("PutItem", error) from error
+                    raise store_unavailable("PutItem", error) from error
 
     def facts(self, subject: str, since: int | None = None) -> list[Fact]:
         partition, start = fact_range(subject, since or 0)
-        items = self._query(
+        items = query_items(
+            self._client,
+            self._table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues={":pk": {"S": partition}, ":from": {"S": start}, ":to": {"S": "FACT$"}},
             ProjectionExpression="fact",
@@ -107,7 +111,8 @@ class SignalStore:
 
     # -- records ------------------------------------------------------------------------------
     def published(self, signal_ids: Iterable[str]) -> set[str]:
-        items = self._batch_get([anomaly_key(i) for i in dict.fromkeys(signal_ids)], projection="pk")
+        keys = [anomaly_key(i) for i in dict.fromkeys(signal_ids)]
+        items = batch_get(self._client, self._table, keys, projection="pk")
         return {item[PARTITION_KEY]["S"].removeprefix("SIGNAL#") for item in items}
 
     def mark_published(self, anomalies: Sequence[Anomaly]) -> None:
@@ -124,7 +129,7 @@ class SignalStore:
                 ConsistentRead=True,
             )
         except Exception as error:
-            raise _unavailable("GetItem", error) from error
+            raise store_unavailable("GetItem", error) from error
         item = response.get("Item")
         return json.loads(item["detail"]["S"]) if item else None
 
@@ -141,26 +146,19 @@ class SignalStore:
                 ConsistentRead=True,
             )
         except Exception as error:
-            raise _unavailable("GetItem", error) from error
+            raise store_unavailable("GetItem", error) from error
         item = response.get("Item")
         return _watch(item) if item else None
 
     def buyer_watches(self, shard: int) -> Iterator[BuyerWatch]:
         """One Query of the shard's partition, a page (1 MB) at a time."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": buyer_watch_partition(shard)}},
-        }
-        while True:
-            try:
-                response = self._client.query(**request)
-            except Exception as error:
-                raise _unavailable("Query", error) from error
-            yield from (_watch(item) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for page in query_pages(
+            self._client,
+            self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": buyer_watch_partition(shard)}},
+        ):
+            yield from (_watch(item) for item in page)
 
     def put_buyer_watch(self, watch: BuyerWatch, *, expected_revision: int | None) -> bool:
         body = {k: v for k, v in asdict(watch).items() if k not in ("subject", "revision")}
@@ -181,7 +179,7 @@ class SignalStore:
         except Exception as error:
             if is_conditional_check_failure(error):  # another writer came first
                 return False
-            raise _unavailable("PutItem", error) from error
+            raise store_unavailable("PutItem", error) from error
         return True
 
     def delete_buyer_watch(self, customer_subject: str) -> None:
@@ -190,13 +188,13 @@ class SignalStore:
                 TableName=self._table, Key=string_key(buyer_watch_key(customer_subject, WATCH_SHARDS))
             )
         except Exception as error:
-            raise _unavailable("DeleteItem", error) from error
+            raise store_unavailable("DeleteItem", error) from error
 
     def clear_churn_risk(self, customer_subject: str) -> None:
         try:
             self._client.delete_item(TableName=self._table, Key=string_key(churn_key(customer_subject)))
         except Exception as error:
-            raise _unavailable("DeleteItem", error) from error
+            raise store_unavailable("DeleteItem", error) from error
 
     def _put(
         self,
@@ -244,14 +242,16 @@ class SignalStore:
             )
         except Exception as error:
             if not is_conditional_check_failure(error):  # refused: a later assessment is recorded
-                raise _unavailable("PutItem", error) from error
+                raise store_unavailable("PutItem", error) from error
 
     # -- reads (the read API) -----------------------------------------------------------------
     def customer_signals(
         self, customer_id: str, *, account: str | None, livemode: bool, limit: int = 100
     ) -> list[dict[str, Any]]:
         """The customer's churn-risk record and kept anomalies, newest first."""
-        keys = self._query(
+        keys = query_items(
+            self._client,
+            self._table,
             IndexName=CUSTOMER_INDEX.name,
             KeyConditionExpression=f"{CUSTOMER_INDEX.partition_key} = :pk",
             ExpressionAttributeValues={
@@ -275,76 +275,35 @@ class SignalStore:
     ) -> list[dict[str, Any]]:
         """Signals of one scope with `since <= as_of`, newest first, strictly before the `before` key
         (`{as_of}#{signal_id}`, the previous page's last), at most `limit`; kind and level filter."""
-        now = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m")
-        keys: list[dict[str, Any]] = []
-        for month in _months(since[:7], (before or now)[:7]):
-            index = TYPE_CREATED_INDEX
-            expression = f"{index.partition_key} = :pk AND {index.sort_key} BETWEEN :lo AND :hi"
-            values: dict[str, Any] = {
-                ":pk": {"S": signal_month_partition(account, livemode, month)},
-                ":lo": {"S": since},
-                ":hi": {"S": before or "~"},
-            }
-            filters = []
-            if kind:
-                filters.append("event_type = :kind")
-                values[":kind"] = {"S": kind}
-            if level:
-                filters.append("#status = :level")
-                values[":level"] = {"S": level}
-            request: dict[str, Any] = {
-                "IndexName": index.name,
-                "KeyConditionExpression": expression,
-                "ExpressionAttributeValues": values,
-                "ScanIndexForward": False,
-            }
-            if filters:
-                request["FilterExpression"] = " AND ".join(filters)
-            if level:
-                request["ExpressionAttributeNames"] = {"#status": "status"}
-            found = self._query(**request, limit=limit - len(keys) + (1 if before else 0))
-            keys += [k for k in found if k[index.sort_key]["S"] != before]
-            if len(keys) >= limit:
-                break
-        return self._details(keys[:limit])
+        values: dict[str, Any] = {}
+        request: dict[str, Any] = {}
+        filters = []
+        if kind:
+            filters.append("event_type = :kind")
+            values[":kind"] = {"S": kind}
+        if level:
+            filters.append("#status = :level")
+            values[":level"] = {"S": level}
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        keys = newest_in_months(
+            self._client,
+            self._table,
+            partition=partial(signal_month_partition, account, livemode),
+            since=since,
+            before=before,
+            now=self._clock(),
+            limit=limit,
+            values=values,
+            **request,
+        )
+        return self._details(keys)
 
     def _details(self, index_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The details of records found in an index, in the index's order."""
-        keys = [{PARTITION_KEY: i[PARTITION_KEY]["S"], SORT_KEY: i[SORT_KEY]["S"]} for i in index_items]
-        found = {
-            (i[PARTITION_KEY]["S"], i[SORT_KEY]["S"]): json.loads(i["detail"]["S"])
-            for i in self._batch_get(keys, projection="pk, sk, detail")
-        }
-        return [found[k] for k in ((k[PARTITION_KEY], k[SORT_KEY]) for k in keys) if k in found]
-
-    # -- paging -------------------------------------------------------------------------------
-    def _query(self, *, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
-        """Every item a query matches (following pages), or the first `limit` of them."""
-        items: list[dict[str, Any]] = []
-        while True:
-            try:
-                response = self._client.query(TableName=self._table, **request)
-            except Exception as error:
-                raise _unavailable("Query", error) from error
-            items += response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            if not last or (limit is not None and len(items) >= limit):
-                return items if limit is None else items[:limit]
-            request["ExclusiveStartKey"] = last
-
-    def _batch_get(self, keys: Sequence[dict[str, str]], *, projection: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            chunk = [string_key(k) for k in keys[start : start + 100]]
-            request: dict[str, Any] = {self._table: {"Keys": chunk, "ProjectionExpression": projection}}
-            while request:
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except Exception as error:
-                    raise _unavailable("BatchGetItem", error) from error
-                items += response.get("Responses", {}).get(self._table, [])
-                request = response.get("UnprocessedKeys") or {}
-        return items
+        found = items_in_index_order(self._client, self._table, index_items, projection="pk, sk, detail")
+        return [json.loads(item["detail"]["S"]) for item in found]
 
 
 def _watch(item: dict[str, Any]) -> BuyerWatch:
@@ -359,11 +318,3 @@ def _watch(item: dict[str, Any]) -> BuyerWatch:
             "evidence": tuple(tuple(e) for e in body["evidence"]),
         }
     )
-
-
-def _months(first: str, last: str) -> Iterator[str]:
-    """`YYYY-MM` from `last` back to `first`."""
-    year, month = int(last[:4]), int(last[5:7])
-    while f"{year:04d}-{month:02d}" >= first:
-        yield f"{year:04d}-{month:02d}"
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
