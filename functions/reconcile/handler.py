@@ -41,7 +41,10 @@ from stripe_middleware.shared.errors import RejectedError
 
 logger = Logger()
 metrics = Metrics()
-SWEEP_DAYS = 3  # Stripe reconciles a payout within hours: a daily sweep sees each one more than once
+# A charge is judged `not_paid_out` only once a payout due after it exists (available_on + a day), so the
+# sweep must reach back past the longest payout delay (up to 14 days for new or high-risk accounts); a
+# payout is reconciled again by every sweep that covers it, which writes and publishes only what changed.
+SWEEP_DAYS = 16
 
 
 @cache
@@ -180,6 +183,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return summary([run], run.counters)
     result = _sweep(event)
     observe(result.runs, result.counters)
+    metrics.add_metric(Metric.RECONCILIATION_NOT_JUDGED, MetricUnit.Count, result.not_judged)
     if result.failed:
         metrics.add_metric(Metric.RECONCILIATION_FAILURES, MetricUnit.Count, len(result.failed))
         logger.error("payouts not finished; the next sweep retries them", extra={"failed": result.failed})

@@ -153,6 +153,7 @@ SECTIONS: Mapping[str, tuple[Graph, ...]] = {
             "reconcile",
             (
                 Metric.RECONCILIATION_REPAIRED,
+                Metric.RECONCILIATION_NOT_JUDGED,
                 Metric.RECONCILIATION_STRIPE_CALLS,
                 Metric.RECONCILIATION_FAILURES,
             ),

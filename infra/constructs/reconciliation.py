@@ -27,10 +27,12 @@ from infra.config import StageConfig
 from infra.constructs.durable_queue import DurableQueue
 from infra.constructs.python_function import PythonFunction
 from infra.nag import acknowledge
-from stripe_middleware.adapters.dynamodb.table import TYPE_CREATED_INDEX
+from stripe_middleware.adapters.dynamodb.table import RECONCILIATION_PARTITIONS, TYPE_CREATED_INDEX
 from stripe_middleware.reconciliation.run import TRIGGERS
 from stripe_middleware.shared.contract import SOURCE
 
+# Its items: the objects it reads and repairs, its records, the shared rate limit's windows.
+PARTITIONS = ("OBJ#*", *RECONCILIATION_PARTITIONS, "RATE#*")
 TIMEOUT = Duration.minutes(15)  # a payout of 10,000 transactions: about 100 pages and 100 batched reads
 
 
@@ -68,12 +70,16 @@ class Reconciliation(Construct):
             memory_size=1024,
             timeout=TIMEOUT,
             environment={**history_environment, "RECONCILE_ACCOUNTS": ",".join(accounts)},
+            # One run at a time: an event-triggered run and the sweep never check the same payout together
+            # (both would publish its discrepancies before either wrote the record).
+            reserved_concurrency=1,
         ).function
         self.function.add_event_source(
             sources.SqsEventSource(self.inputs.queue, batch_size=1, report_batch_item_failures=True)
         )
-        # Objects (batched reads, repairs under the order guard), its records, the shared rate limit, and
-        # the charges and refunds of a period from the type_created index.
+        # Only its own items of the shared table: objects (batched reads, repairs under the order guard),
+        # its records, the shared rate limit; and the charges and refunds of a period from the type_created
+        # index. Never commands, de-duplication records, cursors or signals.
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
@@ -81,9 +87,15 @@ class Reconciliation(Construct):
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
-                    "dynamodb:Query",
                 ],
-                resources=[table.table_arn, f"{table.table_arn}/index/{TYPE_CREATED_INDEX.name}"],
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(PARTITIONS)}},
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{TYPE_CREATED_INDEX.name}"],
             )
         )
         bus.grant_put_events_to(self.function)
@@ -94,7 +106,7 @@ class Reconciliation(Construct):
         self.schedule = scheduler.Schedule(
             self,
             "DailySweep",
-            description="Reconcile the payouts of the last 3 days and find what no payout paid out",
+            description="Reconcile the payouts of the last 16 days and find what no payout paid out",
             schedule=scheduler.ScheduleExpression.rate(Duration.days(1)),
             target=scheduler_targets.LambdaInvoke(
                 self.function,

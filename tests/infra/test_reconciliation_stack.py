@@ -3,6 +3,8 @@ with the history functions' settings and exactly the calls it makes."""
 
 from __future__ import annotations
 
+import json
+
 from tests.infra.conftest import Synthesized, function_named, policy_statements_of
 
 
@@ -64,5 +66,10 @@ def test_the_function_reads_and_repairs_the_store_publishes_and_reads_its_key(de
     assert not {
         a for a in actions if a.startswith("dynamodb:") and ("Delete" in a or "Scan" in a or a.endswith("*"))
     }
-    [table] = [s for s in statements if "dynamodb:Query" in s["Action"]]
-    assert any("/index/type_created" in str(r) for r in table["Resource"])
+    [query] = [s for s in statements if "dynamodb:Query" in s["Action"]]
+    assert "/index/type_created" in json.dumps(query["Resource"]) and query["Action"] == "dynamodb:Query"
+    [items] = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert items["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["OBJ#*", "RECON#*", "RATE#*"]}
+    }  # never commands, de-duplication records, cursors or signals
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 1  # one run at a time

@@ -762,3 +762,34 @@ def test_a_repair_whose_publication_failed_is_published_by_the_retry() -> None:
     assert [d["object_id"] for d in h.publisher.details(DetailType.OBJECT_BACKFILLED)] == [gap.object_id]
     reconcile_payout(h.reconciler, world.payout_id)  # confirmed by the record now: not published again
     assert len(h.publisher.details(DetailType.OBJECT_BACKFILLED)) == 1
+
+
+@pytest.mark.parametrize("delay_days", [2, 7, 14])
+def test_the_daily_sweep_judges_every_charge_whatever_the_payout_delay(delay_days: int) -> None:
+    """A charge is judged only once a payout due after it exists (available_on + a day): the scheduled
+    sweep's window reaches past the longest payout delay, so a charge no payout paid out is found."""
+    from functions.reconcile.handler import SWEEP_DAYS
+
+    start = 1_767_225_600  # 2026-01-01T00:00Z
+    charges = [
+        StoreEntry("charge", f"ch_day{c}", 1000, "usd", "succeeded", created=start + c * DAY + 3600)
+        for c in range(10)
+    ]
+    transactions = {
+        c.object_id: {"id": f"txn_{c.object_id}", "available_on": int(c.created or 0) + delay_days * DAY}
+        | {"currency": "usd", "amount": 1000, "net": 970}
+        for c in charges
+    }
+    found: set[str] = set()
+    for today in range(40):  # forty daily sweeps
+        since, until = sweep_period(SWEEP_DAYS, now=start + today * DAY)
+        payouts = [  # a reconciled automatic payout every day at 06:00, none paying these charges
+            {"id": f"po_{d}", "created": start + d * DAY + 6 * 3600, "currency": "usd", "automatic": True}
+            | {"reconciliation_status": "completed", "status": "paid", "method": "standard"}
+            for d in range(today + 1)
+            if since <= start + d * DAY + 6 * 3600 <= until
+        ]
+        candidates = [c for c in charges if since <= int(c.created or 0) <= until]
+        result = unpaid(payouts, frozenset(), candidates, transactions, account=None, livemode=False)
+        found |= {str(d.object_id) for d in result.discrepancies}
+    assert found == {c.object_id for c in charges}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from stripe_middleware.shared.clock import iso
 from stripe_middleware.signals.churn import ChurnModel, load_churn_model
 from stripe_middleware.signals.config import RetrainingConfig
 from stripe_middleware.signals.retraining import (
@@ -192,3 +193,15 @@ def test_an_unusable_approved_model_keeps_the_model_in_use_and_says_so() -> None
     clock.now += REFRESH_SECONDS
     assert in_use.get() is good
     assert "could not be read (S3 is down)" in warnings[-1]
+
+
+def test_a_model_trained_after_the_held_out_snapshot_is_judged_by_its_own_held_out_metrics() -> None:
+    """Last week's model learned most outcomes of this week's held-out snapshot: scoring it there would be
+    in-sample, so the candidate is measured against the held-out metrics it was approved with."""
+    events, end = history(3), end_of(history(3))
+    last_week, _ = train_model(events, cutoff=end - 7 * DAY, trained_at=iso(end - 7 * DAY))
+    outcome = run(events, DictModels(), in_use=last_week)
+    assert outcome.report["in_use"]["metrics"] == last_week.metrics
+    older, _ = train_model(events, cutoff=end - 70 * DAY, trained_at=iso(end - 70 * DAY))
+    outcome = run(events, DictModels(), in_use=older)  # trained before the snapshot: scored on it
+    assert outcome.report["in_use"]["metrics"] != older.metrics

@@ -227,9 +227,9 @@ def triggered_payout(detail_type: str, detail: Mapping[str, Any]) -> PayoutTrigg
 
 
 def sweep_period(days: int, *, now: float) -> tuple[int, int]:
-    """(since, until) of a scheduled sweep: payouts created in the last `days` days. Stripe reconciles an
-    automatic payout within hours of its creation, so a daily sweep over 3 days sees each payout more
-    than once (a run that changes nothing writes and publishes nothing)."""
+    """(since, until) of a scheduled sweep: payouts created in the last `days` days. A daily sweep over
+    more days than the longest payout delay sees each payout, and judges each charge, more than once (a run
+    that changes nothing writes and publishes nothing)."""
     return int(now) - days * 24 * 3600, int(now)
 
 

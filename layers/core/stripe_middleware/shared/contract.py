@@ -85,6 +85,7 @@ class Metric(StrEnum):
     PAYOUTS_RECONCILED = "PayoutsReconciled"  # by status (balanced, discrepancies, repaired, unreconcilable)
     RECONCILIATION_DISCREPANCIES = "ReconciliationDiscrepancies"  # open and repaired, by kind
     RECONCILIATION_REPAIRED = "ReconciliationRepaired"  # objects fetched from Stripe and stored
+    RECONCILIATION_NOT_JUDGED = "ReconciliationNotJudged"  # charges/refunds whose payout cannot be told yet
     RECONCILIATION_FAILURES = "ReconciliationFailures"  # payouts left for a retry (SQS, or the next sweep)
     RECONCILIATION_STRIPE_CALLS = "ReconciliationStripeCalls"
     # one-off buyers' daily re-score

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -106,7 +107,7 @@ def retrain(
     except TrainingDataError as error:
         return Retraining("skipped", str(error), len(events), archive.skipped, in_use=in_use.version)
     held_out = now - horizon_days * DAY  # train_model's held-out snapshot
-    baseline = backtest_model(events, in_use, cutoff=held_out, horizon_days=horizon_days)["metrics"]
+    baseline = _out_of_sample(in_use, events, held_out, horizon_days)
     approved, reason = approve(report["metrics"], baseline, min_auc)
     status = "approved" if approved else "rejected"
     report = {**report, "in_use": {"model_version": in_use.version, "metrics": baseline}, status: reason}
@@ -115,6 +116,30 @@ def retrain(
     if approved:  # last, so an approved key always names a candidate that was written
         models.write(APPROVED_KEY, model.to_json())
     return Retraining(status, reason, len(events), archive.skipped, model.version, in_use.version, report)
+
+
+def _out_of_sample(
+    in_use: ChurnModel, events: list[dict[str, Any]], held_out: int, horizon_days: int
+) -> Mapping[str, Any]:
+    """The model in use's metrics on customers it never learned from: the candidate's held-out snapshot
+    when the model was trained before it (or is the prior), else the held-out metrics it was approved
+    with (a model trained up to last week learned most of this snapshot's outcomes)."""
+    trained_until = _epoch(in_use.trained_at)
+    if in_use.prior or trained_until is None or trained_until <= held_out:
+        metrics: Mapping[str, Any] = backtest_model(
+            events, in_use, cutoff=held_out, horizon_days=horizon_days
+        )["metrics"]
+        return metrics
+    return in_use.metrics or {}
+
+
+def _epoch(moment: str | None) -> int | None:
+    if not moment:
+        return None
+    try:
+        return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
 
 
 @dataclass
