@@ -22,6 +22,10 @@ FUNCTIONS = (
     "catchup",
     "signals",
     "retrain",
+    "rescore",
+    "reconcile",
+    "dunning",
+    "dunning_start",
     "register",
 )
 FLOOR = "import boto3"
