@@ -70,13 +70,24 @@ class Fact:
         return (self.version, self.evidence) > (other.version, other.evidence)
 
 
-def scope(fact: Fact) -> str:
+def scope_of(account: str | None, livemode: bool) -> str:
     """Test and live data, and the platform and each connected account, never mix."""
-    return f"{mode_label(fact.livemode)}/{fact.account or 'platform'}"
+    return f"{mode_label(livemode)}/{account or 'platform'}"
+
+
+def scope(fact: Fact) -> str:
+    return scope_of(fact.account, fact.livemode)
+
+
+def customer_subject_of(customer_id: str, *, account: str | None, livemode: bool) -> str:
+    """A customer's subject without a fact at hand (a churn-risk record's key)."""
+    return f"{scope_of(account, livemode)}/{CUSTOMER}/{customer_id}"
 
 
 def customer_subject(fact: Fact) -> str | None:
-    return f"{scope(fact)}/{CUSTOMER}/{fact.customer}" if fact.customer else None
+    if not fact.customer:
+        return None
+    return customer_subject_of(fact.customer, account=fact.account, livemode=fact.livemode)
 
 
 def card_subject(fact: Fact) -> str | None:

@@ -8,18 +8,12 @@ from typing import Any
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.adapters.dynamodb.signals import SignalStore
 from stripe_middleware.adapters.dynamodb.table import PARTITION_KEY, churn_key, object_partition
-from stripe_middleware.shared.contract import mode_label
-from stripe_middleware.signals.facts import CUSTOMER
+from stripe_middleware.signals.facts import customer_subject_of
 
 # The partitions the dunning step reads (its IAM policy's leading keys): invoices and subscriptions (Query),
 # and the customers' churn-risk records (GetItem).
 DUNNING_READ_PARTITIONS = (object_partition("invoice", "*"), object_partition("subscription", "*"))
 DUNNING_CHURN_PARTITIONS = (churn_key("*")[PARTITION_KEY],)
-
-
-def customer_subject(customer_id: str, *, account: str | None, livemode: bool) -> str:
-    """The signals' subject of a customer (signals.facts.customer_subject, without a fact at hand)."""
-    return f"{mode_label(livemode)}/{account or 'platform'}/{CUSTOMER}/{customer_id}"
 
 
 class StoreBillingState:
@@ -43,6 +37,7 @@ class StoreBillingState:
         return self._object("subscription", subscription_id, account, livemode)
 
     def churn_risk_level(self, customer_id: str, *, account: str | None, livemode: bool) -> str | None:
-        record = self._signals.churn_risk(customer_subject(customer_id, account=account, livemode=livemode))
+        subject = customer_subject_of(customer_id, account=account, livemode=livemode)
+        record = self._signals.churn_risk(subject)
         level = record.get("level") if record else None
         return level if isinstance(level, str) else None
