@@ -11,10 +11,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from stripe_middleware.shared.clock import iso
+from stripe_middleware.shared.clock import epoch, iso
 
 # Record statuses.
 BALANCED = "balanced"  # the transactions add up to the payout and everything behind them is in the store
@@ -180,7 +179,7 @@ class Discrepancy:
             item_count=int(record.get("item_count") or 0),
             repaired=bool(record.get("repaired")),
             message=record.get("message") or "",
-            as_of=_timestamp(record.get("as_of")),
+            as_of=epoch(record.get("as_of")),
         )
 
 
@@ -235,8 +234,8 @@ class PayoutFacts:
         return cls(
             amount=record["amount"],
             currency=record["currency"],
-            created=_timestamp(record["created"]) or 0,
-            arrival_date=_timestamp(record.get("arrival_date")),
+            created=epoch(record["created"]) or 0,
+            arrival_date=epoch(record.get("arrival_date")),
             automatic=bool(record["automatic"]),
             method=record.get("method"),
             status=record.get("status"),
@@ -346,12 +345,6 @@ def _discrepancy_order(discrepancy: Discrepancy) -> tuple[bool, int, str, str]:
     """Open gaps first (a truncated record keeps them), then by kind and object."""
     kind = KINDS.index(discrepancy.kind)
     return discrepancy.repaired, kind, discrepancy.object_id or "", discrepancy.discrepancy_id
-
-
-def _timestamp(value: Any) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).timestamp())
 
 
 # -- money in words ---------------------------------------------------------------------------------------

@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from stripe_middleware.shared.clock import iso
+from stripe_middleware.shared.clock import epoch, iso
 from stripe_middleware.signals.churn import ChurnModel
 from stripe_middleware.signals.training import DAY, TrainingDataError, backtest_model, train_model
 
@@ -124,22 +123,13 @@ def _out_of_sample(
     """The model in use's metrics on customers it never learned from: the candidate's held-out snapshot
     when the model was trained before it (or is the prior), else the held-out metrics it was approved
     with (a model trained up to last week learned most of this snapshot's outcomes)."""
-    trained_until = _epoch(in_use.trained_at)
+    trained_until = epoch(in_use.trained_at)
     if in_use.prior or trained_until is None or trained_until <= held_out:
         metrics: Mapping[str, Any] = backtest_model(
             events, in_use, cutoff=held_out, horizon_days=horizon_days
         )["metrics"]
         return metrics
     return in_use.metrics or {}
-
-
-def _epoch(moment: str | None) -> int | None:
-    if not moment:
-        return None
-    try:
-        return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
 
 
 @dataclass

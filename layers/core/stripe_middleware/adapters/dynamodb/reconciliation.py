@@ -14,7 +14,6 @@ import json
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -41,6 +40,7 @@ from stripe_middleware.adapters.dynamodb.table import (
 )
 from stripe_middleware.reconciliation.models import ObjectKey, Reconciliation, StoreEntry
 from stripe_middleware.reconciliation.ports import MAX_BATCH, KeptRecord, Published, RecordConflictError
+from stripe_middleware.shared.clock import epoch
 
 MAX_MONTHS = 25  # a list reads at most this many monthly partitions (the read API bounds `since` to 731 days)
 MAX_ITEM_BYTES = 350_000  # DynamoDB items are at most 400 KB
@@ -56,15 +56,6 @@ ENTRY_ATTRIBUTES = (
     "metadata",
 )
 _NAMES = {f"#{name}": name for name in ENTRY_ATTRIBUTES}  # `status` is a reserved word
-
-
-def _timestamp(value: Any) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
 
 
 class DynamoStoredObjects:
@@ -85,7 +76,7 @@ class DynamoStoredObjects:
             currency=values.get("currency"),
             status=values.get("status"),
             customer_id=values.get("customer_id"),
-            created=_timestamp(values.get("created")),
+            created=epoch(values.get("created")),
             metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
             stored_by=values.get("event_id"),
         )
