@@ -34,7 +34,7 @@ from stripe_middleware.adapters.stripe.reader import SdkStripeLister
 from stripe_middleware.backfill import reading
 from stripe_middleware.backfill.reading import StripeReader
 from stripe_middleware.commands.config import load_gateway_config
-from stripe_middleware.reconciliation.reading import StripePayouts, endpoint
+from stripe_middleware.reconciliation.reading import StripePayouts
 from stripe_middleware.reconciliation.repair import SnapshotRepairer, repair_run_id
 from stripe_middleware.reconciliation.run import Reconciler, reconcile_payout, sweep
 from stripe_middleware.shared.contract import STRIPE_API_VERSION, DetailType
@@ -151,7 +151,7 @@ def stack() -> Iterator[Stack]:
         reader = StripeReader(
             SdkStripeLister(client),
             DynamoRateLimiter(dynamodb, "store"),
-            lambda path: rate_limit.read_limits(False, endpoint(path)),
+            lambda path: rate_limit.read_limits(False, path),
         )
         publisher = EventPublisher(events, "bus")
         records = DynamoReconciliationStore(dynamodb, "store")

@@ -40,7 +40,7 @@ from stripe_middleware.reconciliation.ports import (
     RepairNotPublishedError,
     UnknownPayoutError,
 )
-from stripe_middleware.reconciliation.reading import StripePayouts, endpoint
+from stripe_middleware.reconciliation.reading import StripePayouts
 from stripe_middleware.reconciliation.repair import SnapshotRepairer, repair_run_id
 from stripe_middleware.reconciliation.run import (
     Reconciler,
@@ -687,7 +687,7 @@ def test_the_stripe_side_asks_for_expanded_sources_by_payout_and_reads_single_ob
     world = build_payout(3)
     lister = RecordingLister({f"/v1/payouts/{world.payout_id}": Page([world.payout], False)})
     limiter = FakeRateLimiter()
-    payouts = StripePayouts(StripeReader(lister, limiter, lambda path: [(endpoint(path), 100)]))
+    payouts = StripePayouts(StripeReader(lister, limiter, lambda path: [(path, 100)]))
     assert payouts.payout(world.payout_id, account=CONNECTED)["id"] == world.payout_id
     payouts.transactions_page(world.payout_id, account=CONNECTED, starting_after="txn_1")
     assert lister.calls[-1] == (

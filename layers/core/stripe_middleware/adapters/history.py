@@ -24,7 +24,7 @@ from stripe_middleware.backfill.reading import StripeReader
 from stripe_middleware.backfill.run import CLOCK_SKEW_MARGIN_SECONDS, Backfill
 from stripe_middleware.backfill.settings import HistorySettings
 from stripe_middleware.commands.config import load_gateway_config
-from stripe_middleware.reconciliation.reading import StripePayouts, endpoint
+from stripe_middleware.reconciliation.reading import StripePayouts
 from stripe_middleware.reconciliation.repair import SnapshotRepairer
 from stripe_middleware.reconciliation.run import Reconciler
 from stripe_middleware.shared.errors import ConfigurationError
@@ -58,13 +58,9 @@ class History:
     def reconciler(self, dynamodb: Any, table_name: str) -> Reconciler:
         """Reconciliation reads Stripe under the same shared rate limit (single GETs included) and repairs
         the store the way a backfill writes it."""
-        rate_limit = load_gateway_config().rate_limit
-        reader = StripeReader(
-            self.lister, self.limiter, lambda path: rate_limit.read_limits(self.livemode, endpoint(path))
-        )
         schema = load_metadata_schema()
         return Reconciler(
-            stripe=StripePayouts(reader),
+            stripe=StripePayouts(self.reader()),
             objects=DynamoStoredObjects(dynamodb, table_name),
             records=DynamoReconciliationStore(dynamodb, table_name),
             repairer=SnapshotRepairer(self.store, self.publisher, schema),

@@ -4,6 +4,7 @@ are retried with backoff, and anything else stops the run with Stripe's reason."
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,16 @@ from stripe_middleware.backfill.ports import BackfillFailedError, Page, StripeLi
 from stripe_middleware.shared.stripe_calls import RateLimiter, StripeCallError, backoff, is_retryable
 
 PAGE_SIZE = 100  # Stripe's maximum
+_OBJECT_PATH = re.compile(r"^(/v1/[a-z_]+)/[^/]+$")
+
+
+def endpoint(path: str) -> str:
+    """The endpoint a path calls, for the rate limit's per-endpoint key: `/v1/payouts/po_1` ->
+    `/v1/payouts/{id}`; list paths are their own endpoint."""
+    match = _OBJECT_PATH.match(path)
+    return f"{match.group(1)}/{{id}}" if match else path
+
+
 MAX_ATTEMPTS = 8  # per Stripe call, for 5xx and network errors (429s do not count)
 
 
@@ -20,7 +31,7 @@ MAX_ATTEMPTS = 8  # per Stripe call, for 5xx and network errors (429s do not cou
 class StripeReader:
     lister: StripeLister
     limiter: RateLimiter
-    read_limits: Callable[[str], Sequence[tuple[str, int]]]  # endpoint path -> limiter keys
+    read_limits: Callable[[str], Sequence[tuple[str, int]]]  # endpoint (see `endpoint`) -> limiter keys
     sleep: Callable[[float], None] = time.sleep
     retries: int = 0  # Stripe answers retried (429, 5xx, network), for the metrics
 
@@ -30,7 +41,7 @@ class StripeReader:
         """One list call; `resource_missing` is raised as is (the caller knows what it means)."""
         attempt = throttled = 0
         while True:
-            while not self.limiter.acquire(self.read_limits(path)):
+            while not self.limiter.acquire(self.read_limits(endpoint(path))):
                 pass  # the limit is busy: acquire() already waited; keep waiting, history is patient
             try:
                 return self.lister.list_page(

@@ -9,7 +9,6 @@ association used: a transaction's own `payout` field is not there on every row (
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from stripe_middleware.backfill.ports import Page
@@ -19,14 +18,6 @@ from stripe_middleware.shared.stripe_calls import StripeCallError
 
 TRANSACTIONS = "/v1/balance_transactions"
 PAYOUTS = "/v1/payouts"
-_OBJECT_PATH = re.compile(r"^(/v1/[a-z_]+)/[^/]+$")
-
-
-def endpoint(path: str) -> str:
-    """The endpoint a path calls, for the rate limit's per-endpoint key: `/v1/payouts/po_1` ->
-    `/v1/payouts/{id}`; list paths are their own endpoint."""
-    match = _OBJECT_PATH.match(path)
-    return f"{match.group(1)}/{{id}}" if match else path
 
 
 class StripePayouts:
