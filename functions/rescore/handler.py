@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -38,12 +39,18 @@ class BuyersNotRescoredError(UnavailableError):
     code = "buyers_not_rescored"
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    watches: SignalStore
+    publisher: EventPublisher
+
+
 @cache
-def dependencies() -> dict[str, Any]:
-    return {
-        "watches": SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
-        "publisher": EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
-    }
+def dependencies() -> Dependencies:
+    return Dependencies(
+        watches=SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
+        publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
+    )
 
 
 @metrics.log_metrics
@@ -51,8 +58,10 @@ def dependencies() -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = int(time.time())
     logger.set_correlation_id(f"rescore-{now}")
+    deps = dependencies()
     outcome = rescore_buyers(
-        **dependencies(),
+        deps.watches,
+        deps.publisher,
         model=load_buyer_model(),
         now=now,
         out_of_time=lambda: context.get_remaining_time_in_millis() < SAFETY_MS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
@@ -17,9 +18,9 @@ from stripe_middleware.adapters.eventbridge import EventPublisher
 from stripe_middleware.adapters.s3 import S3ModelStore
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.signals.buyer_risk import BuyerRisk
-from stripe_middleware.signals.buyers import load_buyer_model
+from stripe_middleware.signals.buyers import BuyerModel, load_buyer_model
 from stripe_middleware.signals.churn import ChurnRisk, load_churn_model
-from stripe_middleware.signals.config import load_signals_config
+from stripe_middleware.signals.config import SignalsConfig, load_signals_config
 from stripe_middleware.signals.consume import Detect, Message, consume
 from stripe_middleware.signals.detect import detect
 from stripe_middleware.signals.ports import Anomaly
@@ -45,20 +46,35 @@ def model_in_use() -> ModelInUse | None:
     return ModelInUse(store, load_churn_model(), time.time, unusable_model)
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    state: SignalStore
+    publisher: EventPublisher
+    config: SignalsConfig
+    buyer_model: BuyerModel
+
+
 @cache
-def dependencies() -> dict[str, Any]:
-    return {
-        "state": SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
-        "publisher": EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
-        "config": load_signals_config(),
-        "buyer_model": load_buyer_model(),
-    }
+def dependencies() -> Dependencies:
+    return Dependencies(
+        state=SignalStore(aws.client("dynamodb", aws.QUEUE_CONSUMER), os.environ["TABLE_NAME"]),
+        publisher=EventPublisher(aws.client("events", aws.QUEUE_CONSUMER), os.environ["EVENT_BUS_NAME"]),
+        config=load_signals_config(),
+        buyer_model=load_buyer_model(),
+    )
 
 
 def detector() -> Detect:
     """Detection with the model in use now (a newly approved one within `REFRESH_SECONDS`)."""
-    in_use = model_in_use()
-    return partial(detect, **dependencies(), model=in_use.get() if in_use else load_churn_model())
+    deps, in_use = dependencies(), model_in_use()
+    return partial(
+        detect,
+        state=deps.state,
+        publisher=deps.publisher,
+        config=deps.config,
+        buyer_model=deps.buyer_model,
+        model=in_use.get() if in_use else load_churn_model(),
+    )
 
 
 @metrics.log_metrics

@@ -149,7 +149,7 @@ def test_a_buyer_is_published_on_a_charge_and_the_daily_rescore_raises_the_level
 
     from functions.rescore.handler import dependencies
 
-    table_calls = calls_of(dependencies()["watches"]._client)
+    table_calls = calls_of(dependencies().watches._client)
     summary = buyers_stack.rescore()
     assert summary == {"rescored": 2, "changes": 1, "failures": 0, "shards": 16, "complete": True}
     assert set(table_calls) == {"Query", "PutItem"}  # what its role allows: no Scan, no GetItem
@@ -201,7 +201,7 @@ def test_a_refused_publication_fails_the_run_and_the_next_run_publishes_it_once(
     buyers_stack.churn_risks()
     refused = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "no"}]}
     with (
-        mock.patch.object(dependencies()["publisher"]._client, "put_events", return_value=refused),
+        mock.patch.object(dependencies().publisher._client, "put_events", return_value=refused),
         pytest.raises(BuyersNotRescoredError, match="'failures': 1"),
     ):
         buyers_stack.rescore()
