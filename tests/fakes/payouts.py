@@ -30,9 +30,12 @@ from stripe_middleware.reconciliation.ports import (
     RecordConflictError,
     UnknownPayoutError,
 )
+from stripe_middleware.reconciliation.repair import SnapshotRepairer
+from stripe_middleware.reconciliation.run import Reconciler, sweep
+from stripe_middleware.shared.contract import DetailType
 from stripe_middleware.shared.errors import StoreUnavailableError
-from stripe_middleware.shared.metadata_schema import MetadataSchema
-from tests.fakes.ports import FakeStore
+from stripe_middleware.shared.metadata_schema import MetadataSchema, load_metadata_schema
+from tests.fakes.ports import FakePublisher, FakeStore
 
 DAY = 86_400
 T0 = 1_764_000_000  # 2025-11-24T16:00:00Z: the payout's creation
@@ -678,3 +681,32 @@ def found_gaps(records: Iterable[dict[str, Any]]) -> set[Gap]:
         for record in records
         for d in record["discrepancies"]
     }
+
+
+def published_reconciliation(
+    *, account: str | None = None, livemode: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
+    """What a sweep on in-memory ports publishes for two payouts, the later with a gap of every kind:
+    (detail-type, detail) of each `discrepancy` and `completed`, for the contract tests (schemas, rows)."""
+    schema = load_metadata_schema()
+    earlier = build_payout(
+        20, payout_id="po_1Earlier", created=T0 - 7 * DAY, account=account, livemode=livemode
+    )
+    later = build_payout(40, payout_id="po_1Later", created=T0, account=account, livemode=livemode)
+    later.inject_every_gap()
+    later.inject_not_paid_out(available_days_before=3)
+    store, publisher = FakeStore(), FakePublisher()
+    for world in (earlier, later):
+        world.load_store(store, schema)
+    reconciler = Reconciler(
+        stripe=FakePayoutSource([earlier, later]),
+        objects=FakeStoredObjects(store),
+        records=InMemoryRecords(),
+        repairer=SnapshotRepairer(store, publisher, schema, clock=lambda: T0 + 10 * DAY),
+        publisher=publisher,
+        schema=schema,
+        livemode=livemode,
+    )
+    sweep(reconciler, since=T0 - 30 * DAY, until=T0 + DAY, accounts=(account,))
+    kinds = (DetailType.RECONCILIATION_DISCREPANCY, DetailType.RECONCILIATION_COMPLETED)
+    return [(p.detail_type, p.detail) for p in publisher.published if p.detail_type in kinds]

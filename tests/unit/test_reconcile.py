@@ -429,7 +429,8 @@ def test_a_gap_fixed_later_leaves_the_record_and_a_new_completed_is_published() 
     )
     reconcile_payout(h.reconciler, world.payout_id)
     assert h.records.record(world.payout_id)["status"] == "balanced"
-    assert [c["status"] for c in h.completed()] == ["discrepancies", "balanced"]
+    # each change is a new revision: a subscriber (or the warehouse) keeps the greatest, whatever the order
+    assert [(c["status"], c["revision"]) for c in h.completed()] == [("discrepancies", 1), ("balanced", 2)]
     assert len(h.discrepancies()) == 1
 
 
@@ -567,7 +568,7 @@ def test_the_published_details_carry_the_record_and_each_gap() -> None:
     [completed], [discrepancy] = h.completed(), h.discrepancies()
     assert set(completed) == {
         "payout_id", "account", "livemode", "status", "reason", "as_of", "payout", "transactions", "totals",
-        "net", "unchecked", "discrepancy_counts", "discrepancy_ids", "repaired",
+        "net", "unchecked", "discrepancy_counts", "discrepancy_ids", "repaired", "revision",
     }  # fmt: skip
     assert (
         completed["as_of"] == "2025-11-24T16:00:00Z"

@@ -21,10 +21,12 @@ from stripe_middleware.export.rows import (
     COLUMN_NAMES,
     COLUMNS,
     DATA_COLUMNS,
+    DISCREPANCY,
     EVENT,
     KINDS,
     OBJECT,
     PARTITION_COLUMNS,
+    RECONCILIATION,
     RECORD_KINDS,
     SIGNAL,
     path_exists,
@@ -40,6 +42,7 @@ from stripe_middleware.shared.metadata_schema import load_metadata_schema
 from stripe_middleware.signals.churn import ChurnRisk, Contribution
 from stripe_middleware.signals.facts import facts_of
 from stripe_middleware.signals.ports import Anomaly, Reason
+from tests.fakes.payouts import published_reconciliation
 
 SCHEMA = load_metadata_schema()
 T0 = 1_764_000_000  # 2025-11-24T16:00:00Z
@@ -150,6 +153,19 @@ def samples() -> dict[str, list[dict[str, Any]]]:
             envelope(*backfilled("charge", account="acct_1Connect", metadata={"erp_id": "SAP-123456"})),
         ],
         SIGNAL: [envelope(*anomaly()), envelope(*churn_risk())],
+        **reconciliation_samples(),
+    }
+
+
+def reconciliation_samples() -> dict[str, list[dict[str, Any]]]:
+    """A payout with every gap reconciled, on the platform and on a connected account in live mode."""
+    published = [
+        *published_reconciliation(),
+        *published_reconciliation(account="acct_1Connect", livemode=True),
+    ]
+    return {
+        RECONCILIATION: [envelope(t, d) for t, d in published if t == DetailType.RECONCILIATION_COMPLETED],
+        DISCREPANCY: [envelope(t, d) for t, d in published if t == DetailType.RECONCILIATION_DISCREPANCY],
     }
 
 
@@ -191,6 +207,10 @@ def test_an_event_row_carries_the_normalized_attributes() -> None:
         "signal_level": None,
         "signal_score": None,
         "stale": False,
+        "payout_id": None,
+        "revision": None,
+        "discrepancy_kind": None,
+        "repaired": None,
     }
     assert row == expected
     assert list(row) == list(COLUMN_NAMES)  # the table's column order
@@ -247,6 +267,38 @@ def test_a_signal_row_carries_kind_level_and_score(signal: Any, expected: tuple[
     assert row["event_id"] is None and row["object_id"] is None and row["mrr_amount"] is None
 
 
+def test_a_payouts_reconciliation_is_a_row_per_revision_and_each_discrepancy_a_row() -> None:
+    rows = {kind: [row_of(event) for event in events] for kind, events in reconciliation_samples().items()}
+    platform = {
+        row["payout_id"]: row for row in rows[RECONCILIATION] if row is not None and row["account"] is None
+    }
+    assert platform["po_1Earlier"]["status"] == "balanced"
+    record = platform["po_1Later"]
+    assert record["record_id"] == f"{record['payout_id']}:1" and record["revision"] == 1
+    assert (record["status"], record["currency"], record["event_date"]) == (
+        "discrepancies",
+        "usd",
+        "2025-11-24",
+    )
+    assert record["amount"] is not None and record["event_type"] == DetailType.RECONCILIATION_COMPLETED
+    found = [row for row in rows[DISCREPANCY] if row is not None and row["account"] is None]
+    assert {row["discrepancy_kind"] for row in found} == {
+        "unbalanced_payout",
+        "missing_in_store",
+        "amount_mismatch",
+        "status_mismatch",
+        "not_paid_out",
+        "missing_erp_id",
+    }
+    assert {row["payout_id"] for row in found} == {record["payout_id"]}
+    assert all(
+        row["record_id"].startswith("rd_") and row["event_time"] == record["event_time"] for row in found
+    )
+    assert {row["repaired"] for row in found if row["discrepancy_kind"] == "missing_in_store"} == {True}
+    unbalanced = [row for row in found if row["discrepancy_kind"] == "unbalanced_payout"]
+    assert [(row["currency"], row["object_id"]) for row in unbalanced] == [("usd", record["payout_id"])]
+
+
 def test_the_signal_details_used_here_are_the_published_contract() -> None:
     for name, (detail_type, detail) in {
         "signal-anomaly": anomaly(),
@@ -254,6 +306,10 @@ def test_the_signal_details_used_here_are_the_published_contract() -> None:
         "object-backfilled": backfilled(),
         "stripe-event": stripe_published(subscription_event()),
     }.items():
+        Draft4Validator(load_event(f"schemas/{name}.detail.schema.json")).validate(detail)
+        assert record_kind(detail_type) is not None
+    for detail_type, detail in published_reconciliation():
+        name = detail_type.removeprefix("stripe-middleware.").replace(".", "-")
         Draft4Validator(load_event(f"schemas/{name}.detail.schema.json")).validate(detail)
         assert record_kind(detail_type) is not None
 
@@ -344,7 +400,7 @@ def test_partition_columns_come_first_and_have_no_path() -> None:
 
 
 def test_each_kinds_bus_pattern_takes_what_row_of_takes() -> None:
-    event, obj, signal = RECORD_KINDS
+    event, obj, signal, reconciliation, discrepancy = RECORD_KINDS
     assert event.pattern == {
         "source": [SOURCE],
         "detail-type": [{"anything-but": {"prefix": "stripe-middleware."}}],
@@ -352,6 +408,8 @@ def test_each_kinds_bus_pattern_takes_what_row_of_takes() -> None:
     assert obj.pattern["detail-type"] == list(obj.detail_types) == ["stripe-middleware.object.backfilled"]
     assert signal.pattern["detail-type"] == list(signal.detail_types)
     assert set(signal.detail_types) == {DetailType.SIGNAL_ANOMALY, DetailType.SIGNAL_CHURN_RISK}
+    assert reconciliation.pattern["detail-type"] == [DetailType.RECONCILIATION_COMPLETED]
+    assert discrepancy.pattern["detail-type"] == [DetailType.RECONCILIATION_DISCREPANCY]
     assert all(kind.pattern["source"] == [SOURCE] for kind in RECORD_KINDS)
 
 

@@ -10,7 +10,8 @@ that kind's rows. Two values are not read by a path:
 - `event_date` is the UTC date of `event_time`, its first ten characters (Firehose's dynamic partitioning
   extracts it with `PARTITION_QUERIES`; locally `row_of` does).
 One value joins several paths: an object row's `record_id` is `<run_id>:<object_id>` (`RECORD_ID_JOIN`),
-because one backfill run publishes many objects.
+because one backfill run publishes many objects, and a reconciliation row's is `<payout_id>:<revision>`,
+because a payout's record is published again each time it changes.
 
 Duplicates are expected (at-least-once publication): a redelivered event gives the very same row, so the
 views de-duplicate on `record_id` and keep the latest state of an object by `order_key`.
@@ -26,6 +27,7 @@ from typing import Any
 from stripe_middleware.shared.contract import SOURCE, DetailType
 
 EVENT, OBJECT, SIGNAL = "event", "object", "signal"
+RECONCILIATION, DISCREPANCY = "reconciliation", "discrepancy"
 MIDDLEWARE_PREFIX = f"{SOURCE}."  # middleware detail-types; every other one is a Stripe event type
 RECORD_ID_JOIN = ":"
 Path = str | tuple[str, ...]  # one JSON path, or several whose values are joined with RECORD_ID_JOIN
@@ -68,6 +70,18 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
         {"source": [SOURCE], "detail-type": list(_SIGNAL_TYPES)},
         _SIGNAL_TYPES,
     ),
+    RecordKind(
+        RECONCILIATION,
+        "a payout's reconciliation record, each time it changes",
+        {"source": [SOURCE], "detail-type": [str(DetailType.RECONCILIATION_COMPLETED)]},
+        (str(DetailType.RECONCILIATION_COMPLETED),),
+    ),
+    RecordKind(
+        DISCREPANCY,
+        "a gap reconciliation found between Stripe and the store, as first found",
+        {"source": [SOURCE], "detail-type": [str(DetailType.RECONCILIATION_DISCREPANCY)]},
+        (str(DetailType.RECONCILIATION_DISCREPANCY),),
+    ),
 )
 KINDS = tuple(kind.name for kind in RECORD_KINDS)
 
@@ -98,28 +112,40 @@ STRING, BOOLEAN, BIGINT, DOUBLE = (
 TIMESTAMP = ("timestamp", "TIMESTAMP")
 _N = "$.detail.normalized."
 _BOTH = (EVENT, OBJECT)  # the kinds that carry the processor's `normalized` attributes
+_MIDDLEWARE_KINDS = (OBJECT, SIGNAL, RECONCILIATION, DISCREPANCY)  # details the middleware itself makes
 
 
 def _column(types: tuple[str, str], name: str, description: str, paths: Mapping[str, Path]) -> Column:
     return Column(name, types[0], types[1], description, paths)
 
 
-def _normalized(name: str, types: tuple[str, str], description: str, key: str | None = None) -> Column:
-    """A column read from `normalized` in event and object rows, null in signal rows."""
-    return Column(name, types[0], types[1], description, dict.fromkeys(_BOTH, _N + (key or name)))
+def _normalized(
+    name: str,
+    types: tuple[str, str],
+    description: str,
+    key: str | None = None,
+    more: Mapping[str, Path] | None = None,
+) -> Column:
+    """A column read from `normalized` in event and object rows (and from `more` in other kinds' rows),
+    null in the other kinds' rows."""
+    paths = dict.fromkeys(_BOTH, _N + (key or name)) | dict(more or {})
+    return Column(name, types[0], types[1], description, paths)
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("record_kind", *STRING, "event | object | signal (partition)", partition=True),
+    Column("record_kind", *STRING, " | ".join(KINDS) + " (partition)", partition=True),
     Column("event_date", *STRING, "YYYY-MM-DD: the UTC date of event_time (partition)", partition=True),
     _column(
         STRING,
         "record_id",
-        "the de-duplication key: the Stripe event id, <run_id>:<object_id>, or the signal id",
+        "the de-duplication key: the Stripe event id, <run_id>:<object_id>, the signal id, "
+        "<payout_id>:<revision>, or the discrepancy id",
         {
             EVENT: "$.detail.id",
             OBJECT: ("$.detail.run_id", "$.detail.object_id"),
             SIGNAL: "$.detail.signal_id",
+            RECONCILIATION: ("$.detail.payout_id", "$.detail.revision"),
+            DISCREPANCY: "$.detail.discrepancy_id",
         },
     ),
     _column(
@@ -132,25 +158,35 @@ COLUMNS: tuple[Column, ...] = (
         STRING,
         "event_type",
         "the Stripe event type, or the middleware detail-type",
-        {EVENT: "$.detail.type", OBJECT: "$.detail-type", SIGNAL: "$.detail-type"},
+        {EVENT: "$.detail.type"} | dict.fromkeys(_MIDDLEWARE_KINDS, "$.detail-type"),
     ),
     _column(
         TIMESTAMP,
         "event_time",
-        "event time: the Stripe event's created, or the snapshot's or signal's as_of",
-        {EVENT: _N + "event_created", OBJECT: "$.detail.as_of", SIGNAL: "$.detail.as_of"},
+        "event time: the Stripe event's created, the snapshot's or signal's as_of, or the payout's created",
+        {EVENT: _N + "event_created"} | dict.fromkeys(_MIDDLEWARE_KINDS, "$.detail.as_of"),
     ),
     _column(
         STRING,
         "account",
         "the Connect account, null for the platform",
-        dict.fromkeys((EVENT, OBJECT, SIGNAL), "$.detail.account"),
+        dict.fromkeys(KINDS, "$.detail.account"),
     ),
     _column(
         BOOLEAN, "livemode", "live (true) or test (false) mode", dict.fromkeys(KINDS, "$.detail.livemode")
     ),
-    _normalized("object_type", STRING, "the Stripe object type (invoice, subscription, charge, ...)"),
-    _normalized("object_id", STRING, "the Stripe object id"),
+    _normalized(
+        "object_type",
+        STRING,
+        "the Stripe object type (invoice, subscription, charge, ...); discrepancies: the object's",
+        more={DISCREPANCY: "$.detail.object_type"},
+    ),
+    _normalized(
+        "object_id",
+        STRING,
+        "the Stripe object id (discrepancies: of the object the gap is about)",
+        more={DISCREPANCY: "$.detail.object_id"},
+    ),
     _column(
         STRING,
         "customer_id",
@@ -160,10 +196,25 @@ COLUMNS: tuple[Column, ...] = (
     _normalized(
         "subscription_id", STRING, "the subscription (subscriptions: their own id; invoices: theirs)"
     ),
-    _normalized("status", STRING, "the object's status"),
-    _normalized("amount", BIGINT, "amount, amount_total, amount_due or total, in the currency's minor unit"),
+    _normalized(
+        "status",
+        STRING,
+        "the object's status; reconciliation: balanced | discrepancies | repaired | unreconcilable_by_stripe",
+        more={RECONCILIATION: "$.detail.status"},
+    ),
+    _normalized(
+        "amount",
+        BIGINT,
+        "amount, amount_total, amount_due or total, in the minor unit (reconciliation: the payout's)",
+        more={RECONCILIATION: "$.detail.payout.amount"},
+    ),
     _normalized("amount_refunded", BIGINT, "charges: the amount refunded, in the minor unit"),
-    _normalized("currency", STRING, "ISO currency code, lower case"),
+    _normalized(
+        "currency",
+        STRING,
+        "ISO currency code, lower case (reconciliation: the payout's; discrepancies: the unbalanced one)",
+        more={RECONCILIATION: "$.detail.payout.currency", DISCREPANCY: "$.detail.currency"},
+    ),
     _normalized("created", TIMESTAMP, "the object's created"),
     _normalized("order_key", STRING, "the store's order key: the latest state of an object has the greatest"),
     _normalized(
@@ -192,6 +243,31 @@ COLUMNS: tuple[Column, ...] = (
         "stale",
         "events: a newer snapshot was stored already (flags.stale)",
         {EVENT: "$.detail.flags.stale"},
+    ),
+    _column(
+        STRING,
+        "payout_id",
+        "reconciliation and discrepancies: the payout",
+        dict.fromkeys((RECONCILIATION, DISCREPANCY), "$.detail.payout_id"),
+    ),
+    _column(
+        BIGINT,
+        "revision",
+        "reconciliation: the record's revision (a payout's latest record has the greatest)",
+        {RECONCILIATION: "$.detail.revision"},
+    ),
+    _column(
+        STRING,
+        "discrepancy_kind",
+        "discrepancies: unbalanced_payout | missing_in_store | amount_mismatch | status_mismatch | "
+        "not_paid_out | missing_erp_id",
+        {DISCREPANCY: "$.detail.kind"},
+    ),
+    _column(
+        BOOLEAN,
+        "repaired",
+        "discrepancies: repaired (fetched from Stripe and stored) when it was found",
+        {DISCREPANCY: "$.detail.repaired"},
     ),
 )
 COLUMN_NAMES = tuple(column.name for column in COLUMNS)

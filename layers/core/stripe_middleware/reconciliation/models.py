@@ -331,10 +331,13 @@ class Reconciliation:
         text = json.dumps(self.to_record(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self, revision: int) -> dict[str, Any]:
         """`detail` of `stripe-middleware.reconciliation.completed`: the record without the discrepancies
-        themselves (each is published on its own), naming the first MAX_DETAIL_IDS of them."""
+        themselves (each is published on its own), naming the first MAX_DETAIL_IDS of them. `revision`
+        grows with each change of the payout's record: bus delivery is unordered, so a subscriber (and the
+        warehouse) keeps the detail with the greatest."""
         record = self.to_record()
+        record["revision"] = revision
         del record["discrepancies"], record["discrepancies_truncated"]
         record["discrepancy_ids"] = [d.discrepancy_id for d in self.discrepancies[:MAX_DETAIL_IDS]]
         record["repaired"] = sum(1 for d in self.discrepancies if d.repaired)

@@ -402,11 +402,13 @@ def _finish(
     if unchanged and not new and published.completed == fingerprint:
         return run
     completed_key = f"completed/{payout_id}"
+    revision = (kept.revision if kept else 0) + 1
     publications = [
         Publication(d.discrepancy_id, DetailType.RECONCILIATION_DISCREPANCY, d.detail()) for d in new
     ]
     if published.completed != fingerprint:
-        publications.append(Publication(completed_key, DetailType.RECONCILIATION_COMPLETED, record.detail()))
+        completed = record.detail(revision)
+        publications.append(Publication(completed_key, DetailType.RECONCILIATION_COMPLETED, completed))
     failed = reconciler.publisher.publish(publications) if publications else set()
     sent = [p.key for p in publications if p.key not in failed]
     reconciler.counters.published += len(sent)
@@ -416,7 +418,7 @@ def _finish(
         ),
         completed=fingerprint if completed_key in sent else published.completed,
     )
-    reconciler.records.put(record, now_published, revision=(kept.revision if kept else 0) + 1)
+    reconciler.records.put(record, now_published, revision=revision)
     run.written, run.published = True, ["completed" if k == completed_key else k for k in sent]
     if failed:
         raise ReconciliationNotPublishedError(
