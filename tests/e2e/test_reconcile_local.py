@@ -2,7 +2,7 @@
 it: payouts built from the real fixtures with injected gaps of every kind are served over HTTP, their
 objects put in local mode's store the way a backfill writes them, and the CLI's report names each gap,
 repairs the objects missing from the store (readable through the read API afterwards) and says so again,
-with nothing left to repair, on the next run."""
+with nothing left to repair, on the next run; the records reach the local warehouse."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 from stripe_middleware.adapters.dynamodb.objects import ObjectStore
 from stripe_middleware.reconciliation.models import money
 from stripe_middleware.shared.metadata_schema import load_metadata_schema
-from tests.e2e.conftest import LocalStack, get
+from tests.e2e.conftest import LocalStack, eventually, get
 from tests.e2e.test_history import Emulator, emulator  # noqa: F401 - the localstripe fixture
+from tests.e2e.test_warehouse_local import query
 from tests.fakes.payouts import DAY, T0, Gap, PayoutWorld, build_payout
 
 SCHEMA = load_metadata_schema()
@@ -85,6 +86,16 @@ def test_every_gap_is_named_the_missing_objects_repaired_and_a_second_run_shows_
     assert report.splitlines()[-1] == "2 payouts: 9 discrepancies (4 repaired), 5 open"
     assert all(readable(local_stack, world, g) for g in missing)  # stored, served by the read API
     gets = repair_gets(local_stack, missing)
+    in_the_warehouse = (  # the records and discrepancies are warehouse rows too
+        "select payout_id, status, discrepancies_found, repaired_when_found from payout_reconciliation "
+        "where payout_id in ('po_1E2eEarlier', 'po_1E2eEveryGap') order by payout_id"
+    )
+    columns = ("payout_id", "status", "discrepancies_found", "repaired_when_found")
+    expected = [
+        dict(zip(columns, (earlier.payout_id, "balanced", "0", "0"), strict=True)),
+        dict(zip(columns, (world.payout_id, "discrepancies", "9", "4"), strict=True)),
+    ]
+    eventually(lambda: query(local_stack, in_the_warehouse) == expected, timeout=120, interval=2)
 
     second = reconcile(local_stack, *window, "--json")
     assert second.returncode == 1, second.stderr

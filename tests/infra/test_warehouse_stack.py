@@ -4,7 +4,8 @@ The rules' input transformers are checked the way EventBridge fills them in (eb-
 an unquoted placeholder becomes the JSON value at its path (a string with its quotes, a number, true/false,
 null), a placeholder inside a JSON string becomes the value's text, and a path the event does not have
 creates no variable, which leaves an empty placeholder (LocalStack's AWS-recorded behaviour). The events
-are real: Stripe fixtures through the processor, a backfill snapshot, a churn-risk signal from `detect`.
+are real: Stripe fixtures through the processor, a backfill snapshot, a churn-risk signal from `detect`, a
+reconciliation sweep's records and discrepancies.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from stripe_middleware.signals.facts import facts_of
 from stripe_middleware.signals.training import detail_of
 from stripe_middleware_dev.analytics import athena_statements
 from stripe_middleware_dev.targets import OUTPUT_NAMES
+from tests.fakes.payouts import published_reconciliation
 from tests.fakes.ports import FakePublisher, FakeStore
 from tests.fakes.signals import InMemorySignalState
 from tests.infra.conftest import Synthesized
@@ -175,7 +177,8 @@ def envelope(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def published_events() -> list[dict[str, Any]]:
     """Real published events of every record kind: Stripe events (a customer with every attribution key,
-    a subscription, an invoice and a refunded charge without them), a backfill snapshot, a signal."""
+    a subscription, an invoice and a refunded charge without them), a backfill snapshot, a signal, and
+    what a reconciliation sweep of a connected account's payouts publishes."""
     stripe_events = [
         stripe_event("customer.created", created=T0, metadata=FULL_METADATA),
         stripe_event("customer.subscription.created", created=T0 + 10),
@@ -206,6 +209,7 @@ def published_events() -> list[dict[str, Any]]:
             model=load_churn_model(),
         )
     published += [envelope(s.detail_type, s.detail) for s in signals.published]
+    published += [envelope(*p) for p in published_reconciliation(account="acct_1Connect", livemode=True)]
     return published
 
 

@@ -83,6 +83,10 @@ RECORDS = {
     "signal_level": "VARCHAR",
     "signal_score": "DOUBLE",
     "stale": "BOOLEAN",
+    "payout_id": "VARCHAR",
+    "revision": "BIGINT",
+    "discrepancy_kind": "VARCHAR",
+    "repaired": "BOOLEAN",
 }
 Row = dict[str, Any]
 
@@ -352,6 +356,8 @@ def test_one_view_per_file_in_order_each_reading_only_records_and_earlier_views(
         "current_mrr",
         "revenue_at_risk",
         "anomalies_at_risk",
+        "payout_reconciliation",
+        "reconciliation_summary",
     )
     assert [path.name[:2] for path in VIEWS] == [f"{n:02d}" for n in range(1, len(VIEWS) + 1)]
     for index, path in enumerate(VIEWS):
@@ -816,4 +822,73 @@ def test_revenue_at_risk_from_the_latest_churn_risk_level(db: duckdb.DuckDBPyCon
         (None, False, "eur", "high", 1, 1800),  # F
         (None, False, "usd", "high", 2, 4500 + 3000),  # A (its card_testing anomaly is no churn risk), D
         (None, False, "usd", "medium", 1, 2000),  # C; B's latest level is low; G has no MRR to lose
+    ]
+
+
+# -- reconciliation -----------------------------------------------------------------------------------
+def reconciliation(payout: str, at: datetime, revision: int, status: str, amount: int, **scope: Any) -> Row:
+    """Revision `revision` of payout `payout`'s reconciliation record; `scope` may set account and mode."""
+    return _row(
+        **scope,
+        record_kind="reconciliation",
+        event_date=f"{at:%Y-%m-%d}",
+        record_id=f"{payout}:{revision}",
+        event_type="stripe-middleware.reconciliation.completed",
+        event_time=at,
+        status=status,
+        amount=amount,
+        currency=USD,
+        payout_id=payout,
+        revision=revision,
+    )
+
+
+def discrepancy(number: int, payout: str, at: datetime, kind: str, *, repaired: bool = False) -> Row:
+    return _row(
+        record_kind="discrepancy",
+        event_date=f"{at:%Y-%m-%d}",
+        record_id=f"rd_{number:024d}",
+        event_type="stripe-middleware.reconciliation.discrepancy",
+        event_time=at,
+        object_type="charge",
+        object_id=charge_id(str(number)),
+        payout_id=payout,
+        discrepancy_kind=kind,
+        repaired=repaired,
+    )
+
+
+def test_a_payouts_latest_revision_is_its_state_and_each_discrepancy_counts_once() -> None:
+    connected = {"account": "acct_x", "livemode": True}
+    rows = [
+        reconciliation("po_A", on(3, 2), 2, "balanced", 50_000),  # the gap closed: revision 2 ...
+        reconciliation("po_A", on(3, 2), 1, "discrepancies", 50_000),  # ... delivered before revision 1
+        reconciliation("po_A", on(3, 2), 1, "discrepancies", 50_000),  # and revision 1 redelivered
+        discrepancy(1, "po_A", on(3, 2), "status_mismatch"),
+        reconciliation("po_B", on(3, 9), 1, "repaired", 20_000),
+        discrepancy(2, "po_B", on(3, 9), "missing_in_store", repaired=True),
+        discrepancy(2, "po_B", on(3, 9), "missing_in_store", repaired=True),  # redelivered
+        reconciliation("po_C", on(3, 16), 1, "discrepancies", 30_000),
+        discrepancy(3, "po_C", on(3, 16), "missing_erp_id"),
+        discrepancy(4, "po_C", on(3, 16), "missing_in_store", repaired=True),
+        reconciliation("po_D", on(4, 1), 1, "balanced", 40_000),
+        reconciliation("po_A", on(3, 2), 1, "balanced", 70_000, **connected),  # same id, another account
+    ]
+    connection = database(rows)
+    assert select(
+        connection, "SELECT * FROM payout_reconciliation ORDER BY account NULLS FIRST, payout_id"
+    ) == [
+        (None, False, "po_A", first(3), USD, 50_000, "balanced", 2, 1, 0),
+        (None, False, "po_B", first(3), USD, 20_000, "repaired", 1, 1, 1),
+        (None, False, "po_C", first(3), USD, 30_000, "discrepancies", 1, 2, 1),
+        (None, False, "po_D", first(4), USD, 40_000, "balanced", 1, 0, 0),
+        ("acct_x", True, "po_A", first(3), USD, 70_000, "balanced", 1, 0, 0),
+    ]
+    summary = "SELECT * FROM reconciliation_summary ORDER BY account NULLS FIRST, month, status"
+    assert select(connection, summary) == [
+        (None, False, first(3), USD, "balanced", 1, 50_000),
+        (None, False, first(3), USD, "discrepancies", 1, 30_000),
+        (None, False, first(3), USD, "repaired", 1, 20_000),
+        (None, False, first(4), USD, "balanced", 1, 40_000),
+        ("acct_x", True, first(3), USD, "balanced", 1, 70_000),
     ]
