@@ -7,7 +7,8 @@ a catch-up run then lists from a fake Stripe's Events API and recovers. Faults, 
 the SDK's retry meets it), partial PutEvents failure, processor crash mid-batch (after the store write,
 before publication). Publications are counted as EventBridge accepts them. The signals function runs on
 the same stream, with its own DynamoDB throttling and partial PutEvents failures, and must raise each
-injected duplicate charge exactly once. Exit code 0 only when every assertion holds.
+injected duplicate charge exactly once. Failed payments start one dunning workflow per invoice, whose
+steps then run on the local clock (bench/dunning_soak.py). Exit code 0 only when every assertion holds.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from bench import dunning_soak
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"\b\d{15,16}\b")  # card numbers (timestamps in ms are 13 digits)
@@ -65,6 +69,7 @@ def build_deliveries(
         ]
         unique.append(stripe_event("invoice.finalized", obj=invoice))
     unique += duplicate_charges(DUPLICATE_CHARGES)
+    unique += dunning_soak.failed_payments(dunning_soak.invoice_count(total))
     valid = {e["id"]: e for e in unique}
     deliveries = [{"kind": "valid", "event": e} for e in unique]
     deliveries += [
@@ -98,15 +103,55 @@ def duplicate_charges(count: int) -> list[dict[str, Any]]:
     return found
 
 
-def inject_faults(rng: random.Random, rate: float, published: list[dict[str, Any]]) -> Counter[str]:
-    from botocore.awsrequest import AWSResponse
+def aws_error(request: Any, error_type: str) -> AWSResponse:
+    """An AWS JSON-protocol error answered in place of sending `request` (the SDK's retries meet it)."""
+    body = json.dumps({"__type": error_type, "message": "injected by the soak"}).encode()
+    return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
 
+
+def fail_some_entries(
+    client: Any,
+    rng: random.Random,
+    rate: float,
+    lock: threading.Lock,
+    injected: Counter[str],
+    accepted: list[dict[str, Any]],
+) -> None:
+    """Make `client.put_events` refuse each entry at `rate` (a partial PutEvents failure) and record in
+    `accepted` what EventBridge took: what subscribers get (a moto subscriber queue would be O(n^2) to
+    drain)."""
+    real_put_events = client.put_events
+
+    def put_events(Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        with lock:
+            failing = [rng.random() < rate for _ in Entries]
+        kept = [e for e, fail in zip(Entries, failing, strict=True) if not fail]
+        results = real_put_events(Entries=kept)["Entries"] if kept else []
+        accepted.extend(
+            {"detail-type": e["DetailType"], "detail": json.loads(e["Detail"])}
+            for e, r in zip(kept, results, strict=True)
+            if "EventId" in r
+        )
+        sent = iter(results)
+        with lock:
+            injected["put_events_entry_failure"] += sum(failing)
+        entries = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if fail else next(sent)
+            for fail in failing
+        ]
+        return {"FailedEntryCount": sum(failing), "Entries": entries}
+
+    client.put_events = put_events
+
+
+def inject_faults(
+    rng: random.Random, rate: float, published: list[dict[str, Any]], lock: threading.Lock
+) -> Counter[str]:
     from functions.processor import handler as processor
     from functions.signals import handler as signals
 
     injected: Counter[str] = Counter()
     deps = processor.dependencies()
-    lock = threading.Lock()
 
     def throttle(request: Any, **kwargs: Any) -> AWSResponse | None:
         with lock:
@@ -114,41 +159,14 @@ def inject_faults(rng: random.Random, rate: float, published: list[dict[str, Any
         if not hit:
             return None
         injected["dynamodb_throttle"] += 1
-        body = json.dumps(
-            {
-                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                "message": "injected by the soak",
-            }
-        ).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+        return aws_error(request, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException")
 
     deps.store._client.meta.events.register("before-send.dynamodb.PutItem", throttle)
     detector = signals.detector()
     detector.keywords["state"]._client.meta.events.register("before-send.dynamodb.PutItem", throttle)
 
-    def partial_put_events(
-        real_put_events: Any, Entries: list[dict[str, Any]], **kwargs: Any
-    ) -> dict[str, Any]:
-        with lock:
-            failing = [rng.random() < rate for _ in Entries]
-        kept = [e for e, fail in zip(Entries, failing, strict=True) if not fail]
-        results = real_put_events(Entries=kept)["Entries"] if kept else []
-        # What EventBridge accepted is what subscribers get (a moto subscriber queue would be O(n^2) to drain).
-        published.extend(
-            {"detail-type": e["DetailType"], "detail": json.loads(e["Detail"])}
-            for e, r in zip(kept, results, strict=True)
-            if "EventId" in r
-        )
-        sent = iter(results)
-        injected["put_events_entry_failure"] += sum(failing)
-        entries = [
-            {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if fail else next(sent)
-            for fail in failing
-        ]
-        return {"FailedEntryCount": sum(failing), "Entries": entries}
-
     for client in (deps.publisher._client, detector.keywords["publisher"]._client):
-        client.put_events = partial(partial_put_events, client.put_events)
+        fail_some_entries(client, rng, rate, lock, injected, published)
     real_publish = deps.publisher.publish
 
     def crashing_publish(publications: Any) -> Any:
@@ -211,7 +229,9 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
     try:
         sqs = pipeline.clients["sqs"]
         published: list[dict[str, Any]] = []
-        injected = inject_faults(rng, fault_rate, published)
+        lock = threading.Lock()
+        injected = inject_faults(rng, fault_rate, published, lock)
+        dunning_soak.inject_starter_faults(rng, fault_rate, lock, injected)
         deliveries, valid = build_deliveries(total, rng)
         missed = set(rng.sample(sorted(valid), max(1, int(len(valid) * MISSED_SHARE))))
         deliveries = [d for d in deliveries if d["event"]["id"] not in missed]
@@ -233,7 +253,31 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         recovered = catch_up(outputs, valid)
         _wait_until_drained(sqs, outputs["events_queue_url"])
         _wait_until_drained(sqs, outputs["signals_queue_url"])
+        dunning_queue, dunning_dead_letters = _dunning_queues(sqs)
+        _wait_until_drained(sqs, dunning_queue)
+
+        def deliver_now(events: list[dict[str, Any]]) -> None:
+            """Through the webhook, then wait until the processor has stored them."""
+            for event in events:
+                valid[event["id"]] = event
+                answers.append(
+                    deliver(
+                        outputs["webhook_url"], outputs["webhook_secret"], {"kind": "valid", "event": event}
+                    )
+                )
+            _wait_until_drained(sqs, outputs["events_queue_url"])
+
+        dunning, dunning_checks = dunning_soak.run(
+            outputs,
+            count=dunning_soak.invoice_count(total),
+            deliver=deliver_now,
+            rng=rng,
+            rate=fault_rate,
+            lock=lock,
+            injected=injected,
+        )
         elapsed = time.monotonic() - started
+        dunning["dlq_messages"] = len(_drain(sqs, dunning_dead_letters))
         dead = _drain(sqs, outputs["events_dead_letter_queue_url"])
         signals_dead = _drain(sqs, outputs["signals_dead_letter_queue_url"])
         store = _store(pipeline)
@@ -289,6 +333,7 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         "signals_dlq_messages": len(signals_dead),
         "anomalies_published": len(anomalies),
         "duplicate_charge_signals": len(duplicates),
+        "dunning": dunning,
         "log_leaks": leaks,
     }
     checks = {
@@ -304,6 +349,8 @@ def run(total: int, seed: int, fault_rate: float = 0.05) -> int:
         "signals: each injected duplicate charge raised once, nothing else": sorted(duplicates.values())
         == [f"cus_SoakDup{n}" for n in range(DUPLICATE_CHARGES)],
         "signals: nothing in the signals DLQ": not signals_dead,
+        **dunning_checks,
+        "dunning: nothing in the starter's DLQ": dunning["dlq_messages"] == 0,
         "no secret, key, e-mail or card number in logs": not any(leaks.values()),
     }
     report["checks"] = checks
@@ -361,6 +408,14 @@ def _wait_until_drained(
             return
         time.sleep(0.5)
     raise TimeoutError("the events queue did not drain")
+
+
+def _dunning_queues(sqs: Any) -> tuple[str, str]:
+    """The dunning starter's queue and its dead-letter queue."""
+    urls = sqs.list_queues(QueueNamePrefix="Dunning")["QueueUrls"]
+    [queue] = [u for u in urls if "Dead" not in u]
+    [dead_letters] = [u for u in urls if "Dead" in u]
+    return queue, dead_letters
 
 
 def _drain(sqs: Any, url: str) -> list[str]:

@@ -22,3 +22,11 @@ def test_small_soak_loses_nothing_under_faults() -> None:
     assert report["invalid_requests_enqueued"] == 0 and report["dlq_only_poison"]
     assert sum(report["faults_injected"].values()) > 0  # the faults really happened
     assert report["answers"]["bad_signature"] == {"400": 6}
+    dunning = report["dunning"]  # 4 failed invoices, 2 paid after their first step, a 4-stage policy
+    assert (dunning["invoices"], dunning["workflows_started"], dunning["paid_after_the_first_step"]) == (
+        4,
+        4,
+        2,
+    )
+    assert dunning["distinct_steps"] == 2 * 1 + 2 * 4 and dunning["workflows_left_running"] == 0
+    assert dunning["commands_sent"] == 0 and dunning["held_back_for_stripe"] == 2 * 2
