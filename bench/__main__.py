@@ -14,6 +14,7 @@ from bench import (
     cold_import,
     cost,
     detectors_bench,
+    dunning_bench,
     gateway_bench,
     ingest_bench,
     processor_bench,
@@ -50,6 +51,8 @@ def main() -> int:
     warehouse = results["warehouse"]
     results["export_cost"] = cost.export_per_million(warehouse["parquet_mb"] * 1e6 / warehouse["rows"])
     results["reconciliation"] = reconciliation_bench.run(2000 if args.quick else 10_000)
+    results["dunning"] = dunning_bench.run(50 if args.quick else 500, dunning_bench.synthesized_definition())
+    results["dunning"]["cost"] = cost.dunning_per_thousand(results["dunning"], results["cost_per_million"])
     Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
     return 0
@@ -132,6 +135,7 @@ def table(r: dict) -> str:  # type: ignore[type-arg]
         cdnow_row(r["cdnow"]),
         *warehouse_rows(r["warehouse"], r["export_cost"]),
         *reconciliation_rows(r["reconciliation"]),
+        *dunning_rows(r["dunning"]),
     ]
     imports = r["cold_import"]
     rows[1:1] = [
@@ -227,6 +231,34 @@ def reconciliation_rows(rc: dict) -> list[tuple[str, str, str, bool | None]]:  #
             "10 reconciliation: gaps found / repaired / false",
             f"{rc['gaps_found']} of {rc['gaps_injected']} / {rc['repaired']} / {rc['false_discrepancies']}",
             "one gap of every kind a payout's check finds",
+            None,
+        ),
+    ]
+
+
+def dunning_rows(d: dict) -> list[tuple[str, str, str, bool | None]]:  # type: ignore[type-arg]
+    steps, starter, price = d["steps"], d["starter"], d["cost"]
+    return [
+        (
+            f"11 dunning: workflows for {d['invoices']} invoices failing twice",
+            f"{starter['executions']} executions from {d['published_failures']} published failures "
+            f"({d['failure_deliveries']} deliveries)",
+            f"{starter['executions_per_invoice']} per invoice",
+            starter["executions_per_invoice"] == 1,
+        ),
+        (
+            "11 dunning: one step (incl. moto)",
+            f"{steps['cpu_ms_per_step']} ms CPU, {steps['dynamodb_reads_per_step']} reads, "
+            f"{steps['put_events_entries_per_step']} PutEvents entries",
+            f"{d['step_cpu_over_processor_event']}x the processor's CPU per event",
+            None,
+        ),
+        (
+            "11 dunning: cost per 1,000 failed invoices (whole policy)",
+            f"${price['total_usd_per_thousand_invoices']} ({d['transitions']['whole_policy']} state transitions "
+            f"each, {d['transitions']['stopped_by_the_first_step']} when paid by the first step)",
+            f"{price['over_the_pipeline']}x the pipeline's ${price['pipeline_usd_per_thousand_invoices']} "
+            "for their failure events",
             None,
         ),
     ]

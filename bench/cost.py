@@ -220,3 +220,55 @@ def export_per_million(
         "writing_usd_per_million_events": round(sum(v for k, v in lines.items() if k not in querying), 4),
         "querying_usd_per_month": round(sum(monthly[k] for k in querying), 2),
     }
+
+
+DUNNING_MEMORY_MB = 256  # the step and starter functions' memory (infra/constructs/python_function.py)
+READ_UNITS_PER_STEP_READ = (
+    1.0  # stated, not measured: an invoice or subscription under 8 KB, eventually consistent
+)
+
+
+def dunning_per_thousand(dunning: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
+    """Dollars per 1,000 failed invoices that run the whole dunning policy (from bench/dunning_bench.py),
+    against what the pipeline costs for the events that started them (its two failures each, with the
+    deliveries' duplicates: `pipeline` is `per_million`'s result)."""
+    steps, starter = dunning["steps"], dunning["starter"]
+    stages = dunning["stages"]
+    messages = dunning["published_failures"] / dunning["invoices"]  # starter messages per invoice
+    reads = steps["dynamodb_reads_per_step"]
+    step_ms = steps["cpu_ms_per_step"] + (reads + 1) * DYNAMODB_CALL_MS  # the reads and one PutEvents
+    starter_ms = starter["cpu_ms_per_message"] + DYNAMODB_CALL_MS  # one StartExecution
+    gb_s = (stages * step_ms + messages * starter_ms) / 1000 * DUNNING_MEMORY_MB / 1024
+    per_invoice = {
+        "step_functions": dunning["transitions"]["whole_policy"]
+        * PRICES["stepfunctions_standard_per_1000_state_transitions"]
+        / 1000,
+        "lambda_requests": (stages + messages / 10) * PRICES["lambda_per_million_requests"] / 1e6,
+        "lambda_compute": gb_s * PRICES["lambda_arm64_per_gb_second"],
+        "sqs": messages * (1 + 2 / 10) * PRICES["sqs_standard_per_million_requests_64kb"] / 1e6,
+        "dynamodb_reads": stages
+        * reads
+        * READ_UNITS_PER_STEP_READ
+        * PRICES["dynamodb_on_demand_per_million_read_units"]
+        / 1e6,
+        "eventbridge": stages
+        * steps["put_events_entries_per_step"]
+        * PRICES["eventbridge_custom_events_per_million_64kb"]
+        / 1e6,
+    }
+    lines = {k: v * 1000 for k, v in per_invoice.items()}
+    total = sum(lines.values())
+    failures = dunning["failure_events"] / dunning["invoices"]  # unique `invoice.payment_failed` events
+    pipeline_per_thousand = failures * pipeline["total_usd_per_million_unique_events"] / 1000
+    return {
+        "assumptions": {
+            "dynamodb_call_ms": DYNAMODB_CALL_MS,
+            "read_units_per_step_read": READ_UNITS_PER_STEP_READ,
+            "memory_mb": DUNNING_MEMORY_MB,
+            "stepfunctions_source": PRICES["stepfunctions_source"],
+        },
+        "lines_usd_per_thousand_invoices": {k: round(v, 4) for k, v in lines.items()},
+        "total_usd_per_thousand_invoices": round(total, 3),
+        "pipeline_usd_per_thousand_invoices": round(pipeline_per_thousand, 4),
+        "over_the_pipeline": round(total / pipeline_per_thousand, 1) if pipeline_per_thousand else None,
+    }

@@ -41,6 +41,18 @@ def fresh_interpreter_ms(code: str, runs: int) -> list[float]:
     return times
 
 
+def drain_queue(sqs: Any, queue_url: str) -> list[str]:
+    """Every message body waiting in the queue, deleted as received."""
+    bodies: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [m["Body"] for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],
+        )
+    return bodies
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

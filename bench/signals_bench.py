@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from bench.measure import QUIET, CallCounter
+from bench.measure import QUIET, CallCounter, drain_queue
 from bench.processor_bench import _Context, batches, sqs_event
 
 READ_UNITS_PER_READ_CALL = 1.0  # stated, not measured: a subject's facts fit in a 4 KB read (0.5 per 4 KB)
@@ -64,7 +64,7 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
                 assert processor.handler(sqs_event(batch, i), _Context())["batchItemFailures"] == []
             processor_cpu = time.process_time() - start
 
-            inputs = _drain(sqs, queue_url)
+            inputs = drain_queue(sqs, queue_url)
             signals.dependencies.cache_clear()
             signals.model_in_use.cache_clear()
             detector = signals.detector()
@@ -77,7 +77,9 @@ def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
                     signals.handler(sqs_event(inputs[i : i + 10], i), _Context())["batchItemFailures"] == []
                 )
             signals_cpu = time.process_time() - start
-            raised = len(_drain(sqs, queue_url))  # (none: the rule keeps the signals out of its own queue)
+            raised = len(
+                drain_queue(sqs, queue_url)
+            )  # (none: the rule keeps the signals out of its own queue)
     finally:
         sys.stdout = real_stdout
 
@@ -173,14 +175,3 @@ def _signal_inputs() -> dict[str, Any]:
             "stripe-middleware.object.backfilled",
         ],
     }
-
-
-def _drain(sqs: Any, queue_url: str) -> list[str]:
-    bodies: list[str] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-        bodies += [m["Body"] for m in batch]
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],
-        )
-    return bodies
