@@ -51,6 +51,8 @@ PRIOR = load_churn_model(REPO_MODEL)
 SCHEMA = Draft4Validator(load_event("schemas/signal-churn-risk.detail.schema.json"))
 SUBSCRIPTION_FIXTURE = stripe_object("subscription")
 ITEM = SUBSCRIPTION_FIXTURE["items"]["data"][0]
+INVOICE_LINES = stripe_object("invoice")["lines"]
+LINE = INVOICE_LINES["data"][0]
 CHARGE_CARD = stripe_object("charge")["payment_method_details"]["card"]  # expires 8/2030
 PM_CARD = stripe_object("payment_method")["card"]
 
@@ -130,9 +132,17 @@ def invoice(
     status: str = "paid",
     amount: int = 2000,
     attempts: int = 1,
+    lines: dict[str, int] | None = None,
 ) -> Detail:
+    """A subscription invoice; `lines` (subscription item -> quantity) replaces the fixture's lines."""
     event_type = {"paid": "invoice.paid", "open": "invoice.payment_failed"}.get(status, "invoice.updated")
     parent = {"type": "subscription_details", "subscription_details": {"metadata": None, "subscription": sub}}
+    fields: dict[str, Any] = {}
+    if lines is not None:
+        fields["lines"] = {
+            **INVOICE_LINES,
+            "data": [line(item, quantity) for item, quantity in lines.items()],
+        }
     return detail(
         event_type,
         at,
@@ -145,7 +155,15 @@ def invoice(
         attempted=attempts > 0,
         billing_reason="subscription_cycle",
         parent=parent,
+        **fields,
     )
+
+
+def line(item: str, quantity: int) -> dict[str, Any]:
+    """The fixture line item, billing `quantity` of subscription item `item`."""
+    details = {**LINE["parent"]["subscription_item_details"], "subscription_item": item, "proration": False}
+    parent = {"type": "subscription_item_details", "subscription_item_details": details}
+    return {**LINE, "id": f"il_{item}_{quantity}", "quantity": quantity, "parent": parent}
 
 
 def charge(
@@ -417,6 +435,54 @@ def test_the_invoice_amount_trend_compares_the_latest_with_the_median_before() -
         ),
     ]
     assert measured(*stream)["invoice_amount_trend"] == pytest.approx(-0.5)
+
+
+def test_the_usage_trend_reads_the_metered_items_quantities_on_the_invoices() -> None:
+    """Seats (licensed) and API calls (metered): only the metered item's usage makes the trend."""
+    metered_price = {
+        **ITEM["price"],
+        "id": "price_calls",
+        "recurring": {**ITEM["price"]["recurring"], "usage_type": "metered"},
+    }
+    seats, calls = (
+        {**ITEM, "id": "si_seats"},
+        {**ITEM, "id": "si_calls", "price": metered_price, "quantity": None},
+    )
+    both = {**SUBSCRIPTION_FIXTURE["items"], "data": [seats, calls]}
+    used = [1200, 900, 1000, 1100, 400]  # the median of the three before the last is 1000
+    stream = [
+        subscription(START, event_type="customer.subscription.created", items=both),
+        *(
+            invoice(f"in_{n}", START + n * 30 * DAY, lines={"si_seats": 5, "si_calls": q})
+            for n, q in enumerate(used, 1)
+        ),
+    ]
+    [fact] = [f for f in kept(*stream) if f.kind == SUBSCRIPTION]
+    assert fact.metered_items == "si_calls" and fact.amount == 2000 * 1  # the metered item is not MRR
+    values = measured(*stream)
+    assert values["usage_trend"] == pytest.approx(-0.6)
+    assert values["invoice_amount_trend"] == 0  # the bill stayed the same: only usage tells
+    no_meter = [subscription(START, event_type="customer.subscription.created"), *stream[1:]]
+    assert measured(*no_meter)["usage_trend"] == 0  # no metered item: no usage trend
+
+
+def test_a_falling_usage_raises_the_risk_and_is_named_as_a_reason() -> None:
+    metered = {**ITEM["price"], "recurring": {**ITEM["price"]["recurring"], "usage_type": "metered"}}
+    calls = {**SUBSCRIPTION_FIXTURE["items"], "data": [{**ITEM, "id": "si_calls", "price": metered}]}
+
+    def stream(last: int) -> list[Detail]:
+        return [
+            subscription(START, event_type="customer.subscription.created", items=calls),
+            *(
+                invoice(f"in_{n}", START + n * 30 * DAY, lines={"si_calls": q})
+                for n, q in enumerate([500, 500, 500, last], 1)
+            ),
+        ]
+
+    steady, falling = (assess("s", kept(*stream(q)), PRIOR) for q in (500, 100))
+    assert steady is not None and falling is not None and falling.score > steady.score
+    [reason] = [r for r in falling.reasons if r.feature == "usage_trend"]
+    assert "the metered usage on the latest invoice is 80% below the ones before" in reason.text
 
 
 # -- the model --------------------------------------------------------------------------------------------

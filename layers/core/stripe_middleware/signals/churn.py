@@ -62,10 +62,13 @@ def _flag(yes: str, no: str) -> Callable[[float], str]:
     return lambda value: yes if value else no
 
 
-def _trend(value: float) -> str:
-    if abs(value) < 0.005:
-        return "the latest invoice is level with the ones before"
-    return f"the latest invoice is {abs(value):.0%} {'above' if value > 0 else 'below'} the ones before"
+def _trend(what: str) -> Callable[[float], str]:
+    def text(value: float) -> str:
+        if abs(value) < 0.005:
+            return f"{what} is level with the ones before"
+        return f"{what} is {abs(value):.0%} {'above' if value > 0 else 'below'} the ones before"
+
+    return text
 
 
 # Every feature the model may use, in the order reasons list them, with how a person reads its value.
@@ -88,7 +91,8 @@ FEATURES: dict[str, Callable[[float], str]] = {
     "refunds_90d": lambda v: f"{_times(v, 'refunded payment')} in the last 90 days",
     "disputes_365d": lambda v: f"{_times(v, 'disputed payment')} in the last year",
     "tenure_days": lambda v: f"a subscriber for {_days(v)}",
-    "invoice_amount_trend": _trend,
+    "invoice_amount_trend": _trend("the latest invoice"),
+    "usage_trend": _trend("the metered usage on the latest invoice"),
 }
 MAX_TENURE_DAYS = 1095  # longer tenures read as three years: the model stays linear where data is
 MAX_DAYS_SINCE_PAYMENT = 365
@@ -177,13 +181,30 @@ def measure(facts: Sequence[Fact], as_of: int) -> Measured:
     first = min(subscriptions, key=lambda s: (s.created, s.id), default=None)
     measured.put("tenure_days", min((as_of - start) / DAY, MAX_TENURE_DAYS), [first])
     billed = [i for i in invoices if i.subscription and i.status in ("open", "paid", "uncollectible")]
-    billed = [i for i in billed if i.amount]
-    trend = 0.0
-    if len(billed) >= 2:  # the latest against the median of the three before: one proration is no trend
-        before = median(i.amount or 0 for i in billed[-4:-1])
-        trend = max(-1.0, min(3.0, (billed[-1].amount or 0) / before - 1))
-    measured.put("invoice_amount_trend", trend, billed[-4:] if len(billed) >= 2 else [])
+    amounts = [(i, float(i.amount)) for i in billed if i.amount]
+    measured.put("invoice_amount_trend", *_trend_of(amounts))
+    metered = {item for s in subscriptions for item in (s.metered_items or "").split()}
+    usage = [(i, float(used)) for i in billed if (used := _usage(i, metered)) is not None]
+    measured.put("usage_trend", *_trend_of(usage))
     return measured
+
+
+def _trend_of(series: list[tuple[Fact, float]]) -> tuple[float, list[Fact]]:
+    """The latest value against the median of the three before (one proration is no trend), -1..3, and
+    the invoices behind it; 0 without two values."""
+    if len(series) < 2:
+        return 0.0, []
+    before = median(value for _, value in series[-4:-1])
+    latest = series[-1][1]
+    change = latest / before - 1 if before else (3.0 if latest else 0.0)
+    return max(-1.0, min(3.0, change)), [fact for fact, _ in series[-4:]]
+
+
+def _usage(invoice: Fact, metered: set[str]) -> int | None:
+    """The quantity the invoice billed of the customer's metered items; None when it billed none of them."""
+    pairs = [pair.split("=", 1) for pair in (invoice.item_quantities or "").split()]
+    used = [int(count) for item, count in pairs if item in metered]
+    return sum(used) if used else None
 
 
 def _per_charge(events: list[Fact], charges: list[Fact]) -> list[Fact]:

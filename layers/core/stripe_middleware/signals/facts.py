@@ -56,6 +56,12 @@ class Fact:
     # or a dispute is about.
     change: str | None = None  # profile changes: "email", "default_payment_method" or both, space-separated
     charge: str | None = None  # refunds and disputes: the charge refunded or disputed
+    # What the usage trend reads: the subscription items billed by usage (metered prices), and what an
+    # invoice billed of each subscription item, as flat text a store keeps like any other field.
+    metered_items: str | None = None  # subscriptions: their metered items' ids, space-separated
+    item_quantities: str | None = (
+        None  # invoices: "si_1=30 si_2=1", the quantity billed per subscription item
+    )
 
     def to_item(self) -> dict[str, Any]:
         return asdict(self)
@@ -244,6 +250,8 @@ def _subscription_facts(obj: dict[str, Any], base: dict[str, Any], previous: dic
             paused=isinstance(obj.get("pause_collection"), dict) or status == "paused",
             period_end=period_end,
             payment_method=_id(obj.get("default_payment_method")) or _id(obj.get("default_source")),
+            metered_items=" ".join(sorted(str(i["id"]) for i in items if _metered(i) and _id(i.get("id"))))
+            or None,
             **base,
         )
     ]
@@ -274,6 +282,25 @@ def _items(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
+def _metered(item: dict[str, Any]) -> bool:
+    """Whether a subscription item is billed by usage (its price's, or a legacy plan's, usage type)."""
+    price = _dict(item.get("price")) or _dict(item.get("plan"))
+    return (_dict(price.get("recurring")) or price).get("usage_type") == "metered"
+
+
+def _item_quantities(invoice: dict[str, Any]) -> str | None:
+    """What the invoice billed of each subscription item (its lines' quantities), as `si_1=30 si_2=1`."""
+    lines = _dict(invoice.get("lines")).get("data")
+    quantities: dict[str, int] = {}
+    for line in (_dict(entry) for entry in lines) if isinstance(lines, list) else ():
+        details = _dict(_dict(line.get("parent")).get("subscription_item_details"))
+        item = _id(details.get("subscription_item")) or _id(line.get("subscription_item"))  # older versions
+        count = _count(line.get("quantity"))
+        if item and count is not None:
+            quantities[item] = quantities.get(item, 0) + count
+    return " ".join(f"{item}={count}" for item, count in sorted(quantities.items())) or None
+
+
 def _monthly(items: list[dict[str, Any]]) -> tuple[int | None, int | None]:
     """(amount per month in the currency's minor unit, total quantity) of a subscription's licensed items;
     None for what no item tells (metered or tiered prices)."""
@@ -283,7 +310,7 @@ def _monthly(items: list[dict[str, Any]]) -> tuple[int | None, int | None]:
         price = _dict(item.get("price")) or _dict(item.get("plan"))
         recurring = _dict(price.get("recurring")) or price
         count = _count(item.get("quantity"))
-        if recurring.get("usage_type") == "metered" or count is None:
+        if _metered(item) or count is None:
             continue
         quantity = (quantity or 0) + count
         unit = _count(price.get("unit_amount"))
@@ -309,6 +336,7 @@ def _invoice_fact(obj: dict[str, Any], base: dict[str, Any]) -> Fact:
         attempts=attempts,
         failed=bool(attempts) and status in ("open", "uncollectible"),  # attempted, still unpaid
         subscription=_id(obj.get("subscription")) or _id(details.get("subscription")),
+        item_quantities=_item_quantities(obj),
         **base,
     )
 
