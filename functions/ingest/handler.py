@@ -12,7 +12,8 @@ from stripe_middleware.adapters.secrets import SecretsManagerSigningSecrets
 from stripe_middleware.adapters.sqs.events import SqsEventQueue
 from stripe_middleware.ingest.ports import EventQueue, SigningSecrets
 from stripe_middleware.ingest.settings import IngestSettings
-from stripe_middleware.ingest.webhook import Route, WebhookRequest, accept_webhook
+from stripe_middleware.ingest.signature import INVALID_SIGNATURE
+from stripe_middleware.ingest.webhook import AcceptedEvent, Route, WebhookRequest, accept_webhook
 from stripe_middleware.shared import http
 from stripe_middleware.shared.contract import Metric
 from stripe_middleware.shared.errors import RejectedError, UnavailableError
@@ -56,15 +57,24 @@ def respond(event: dict[str, Any]) -> dict[str, Any]:
     secret_id = (
         deps.settings.connect_webhook_secret_id if route == "connect" else deps.settings.webhook_secret_id
     )
-    try:
-        accepted = accept_webhook(
+
+    def accept(secrets: tuple[str, ...]) -> AcceptedEvent:
+        return accept_webhook(
             request,
-            secrets=deps.secrets.get(secret_id),
+            secrets=secrets,
             queue=deps.queue,
             now=time.time(),
             tolerance=deps.settings.tolerance_seconds,
             max_body_bytes=deps.settings.max_body_bytes,
         )
+
+    try:
+        try:
+            accepted = accept(deps.secrets.get(secret_id))
+        except RejectedError as error:  # signed with a secret written since it was cached (a registration)?
+            if error.code != INVALID_SIGNATURE or (fresh := deps.secrets.refreshed(secret_id)) is None:
+                raise
+            accepted = accept(fresh)
     except RejectedError as error:
         metrics.add(Metric.WEBHOOK_REJECTED, reason=error.code)
         logger.warning("webhook rejected", route=route, reason=error.code, status=error.status)

@@ -62,6 +62,9 @@ class FakeSigningSecrets:
             raise SecretUnavailableError(f"no signing secret {secret_id}")
         return found
 
+    def refreshed(self, secret_id: str) -> tuple[str, ...] | None:
+        return None  # the fake's secrets are never cached stale
+
 
 # -- processing and read ---------------------------------------------------------------------------
 StoreKey = tuple[str, str, str | None, bool]  # object type, object id, account (None: platform), livemode

@@ -44,6 +44,38 @@ def test_previous_secret_accepted_during_rotation(ingest_stack: IngestStack) -> 
     )
 
 
+def test_a_secret_written_after_it_was_cached_verifies_at_once_and_forgeries_stay_out(
+    ingest_stack: IngestStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Self-registration writes the endpoint's secret after the function cached the placeholder: the first
+    signature no cached secret verifies reads the secret again (at most every 30 s), not in 5 minutes."""
+    import boto3
+
+    from functions.ingest import handler
+
+    assert ingest_stack.post(json.dumps(stripe_event("customer.created")))["statusCode"] == 200  # cached
+    registered = "whsec_registered_by_the_deploy"
+    secrets = boto3.client("secretsmanager")
+    secrets.put_secret_value(SecretId="webhook", SecretString=json.dumps({"current": registered}))
+    reads = []
+    real_get = handler.dependencies().secrets._client.get_secret_value
+    monkeypatch.setattr(
+        handler.dependencies().secrets._client,
+        "get_secret_value",
+        lambda **kwargs: reads.append(kwargs) or real_get(**kwargs),
+    )
+    clock = handler.dependencies().secrets._clock
+    monkeypatch.setattr(handler.dependencies().secrets, "_clock", lambda: clock() + 31)
+    event = stripe_event("invoice.paid")
+    assert ingest_stack.post(json.dumps(event), secret=registered)["statusCode"] == 200
+    assert [m["MessageAttributes"]["event_id"]["StringValue"] for m in ingest_stack.messages()][-1] == event[
+        "id"
+    ]
+    forged = ingest_stack.post(json.dumps(stripe_event("invoice.paid")), secret="whsec_forged")
+    assert forged["statusCode"] == 400 and body_of(forged)["error"] == "invalid_signature"
+    assert len(reads) == 1  # the forgery came within 30 s of the read: no second call
+
+
 def test_connect_route_uses_its_own_secret(ingest_stack: IngestStack) -> None:
     raw = json.dumps(stripe_event("account.updated", account="acct_connected"))
     assert ingest_stack.post(raw, secret=SECRET, connect=True)["statusCode"] == 400

@@ -82,6 +82,28 @@ def test_secrets_are_cached_for_the_ttl() -> None:
     assert client.calls == 2
 
 
+def test_a_secret_is_read_again_for_an_unverified_signature_at_most_every_30_seconds() -> None:
+    class Client:
+        calls, value = 0, "whsec_placeholder"
+
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
+            self.calls += 1
+            return {"SecretString": self.value}
+
+    client, now = Client(), [0.0]
+    cache = SecretsManagerSigningSecrets(client, ttl_seconds=300, clock=lambda: now[0])
+    assert cache.refreshed("s") is None and client.calls == 0  # nothing cached: get() reads it anyway
+    assert cache.get("s") == ("whsec_placeholder",)
+    client.value = "whsec_registered"  # the registration writes the endpoint's secret
+    now[0] = 29
+    assert cache.refreshed("s") is None and client.calls == 1  # too soon: a forged signature costs no call
+    now[0] = 31
+    assert cache.refreshed("s") == ("whsec_registered",) and client.calls == 2
+    assert cache.get("s") == ("whsec_registered",) and client.calls == 2  # cached anew
+    now[0] = 62
+    assert cache.refreshed("s") is None and client.calls == 3  # read again, unchanged: nothing new to try
+
+
 def test_settings_refuse_missing_and_invalid_values() -> None:
     base = {"EVENTS_QUEUE_URL": "q", "WEBHOOK_SECRET_ID": "a", "CONNECT_WEBHOOK_SECRET_ID": "b"}
     assert IngestSettings.from_env(base).tolerance_seconds == 300

@@ -30,3 +30,8 @@ class SigningSecrets(Protocol):
     def get(self, secret_id: str) -> tuple[str, ...]:
         """The active signing secrets (current, then previous); SecretUnavailableError when unreadable."""
         ...
+
+    def refreshed(self, secret_id: str) -> tuple[str, ...] | None:
+        """The secrets read again if they may have changed since `get` cached them and did change; None
+        otherwise. Asked when no cached secret verifies a signature (the secret was just written)."""
+        ...

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from stripe_middleware.shared.errors import RejectedError
 
 DEFAULT_TOLERANCE_SECONDS = 300
+INVALID_SIGNATURE = "invalid_signature"  # no active secret verifies it (a secret just written, or a forgery)
 
 
 class SignatureError(RejectedError):
@@ -74,7 +75,7 @@ def verify_signature(
         for candidate in candidates:
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
-        raise SignatureError("invalid_signature", "No v1 signature matches the payload for any active secret")
+        raise SignatureError(INVALID_SIGNATURE, "No v1 signature matches the payload for any active secret")
     if abs(now - timestamp) > tolerance:
         raise SignatureError(
             "timestamp_outside_tolerance", f"Signature timestamp is more than {tolerance} s from now"
