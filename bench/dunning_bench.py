@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.dunning_soak import failed_payments
-from bench.measure import QUIET, CallCounter, drain_queue
+from bench.measure import QUIET, CallCounter, drain_queue, in_process_aws
 from bench.processor_bench import _Context, sqs_event
 
 READS = ("GetItem", "Query", "BatchGetItem")
@@ -76,13 +76,7 @@ def synthesized_definition() -> dict[str, Any]:
 def run(
     invoices: int = 200, definition: Mapping[str, Any] | None = None, duplicate_share: float = 0.3
 ) -> dict[str, Any]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_METRICS_NAMESPACE="Bench",
-        POWERTOOLS_SERVICE_NAME="bench",
-    )
+    in_process_aws()
     import boto3
     from moto import mock_aws
 

@@ -41,6 +41,17 @@ def fresh_interpreter_ms(code: str, runs: int) -> list[float]:
     return times
 
 
+def in_process_aws() -> None:
+    """Fake credentials and Powertools names for Lambda handlers run in-process on moto."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="Bench",
+        POWERTOOLS_SERVICE_NAME="bench",
+    )
+
+
 def drain_queue(sqs: Any, queue_url: str) -> list[str]:
     """Every message body waiting in the queue, deleted as received."""
     bodies: list[str] = []

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from bench.measure import QUIET, CallCounter
+from bench.measure import QUIET, CallCounter, in_process_aws
 
 
 class _Context:
@@ -51,13 +51,7 @@ def sqs_event(bodies: list[str], offset: int) -> dict[str, Any]:
 
 
 def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_METRICS_NAMESPACE="Bench",
-        POWERTOOLS_SERVICE_NAME="bench",
-    )
+    in_process_aws()
 
     import boto3
     from moto import mock_aws

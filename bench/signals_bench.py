@@ -15,20 +15,14 @@ import sys
 import time
 from typing import Any
 
-from bench.measure import QUIET, CallCounter, drain_queue
+from bench.measure import QUIET, CallCounter, drain_queue, in_process_aws
 from bench.processor_bench import _Context, batches, sqs_event
 
 READ_UNITS_PER_READ_CALL = 1.0  # stated, not measured: a subject's facts fit in a 4 KB read (0.5 per 4 KB)
 
 
 def run(unique: int = 700, duplicate_share: float = 0.3) -> dict[str, Any]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_METRICS_NAMESPACE="Bench",
-        POWERTOOLS_SERVICE_NAME="bench",
-    )
+    in_process_aws()
     import boto3
     from moto import mock_aws
 
