@@ -181,6 +181,9 @@ class LocalPipeline:
         import boto3
         from moto.server import ThreadedMotoServer
 
+        from stripe_middleware_dev.local import moto_query
+
+        moto_query.install()  # a query reads its partition, not the whole table
         aws_port = self.aws_socket.getsockname()[1]
         self.aws_socket.close()  # moto binds it next; the window is a few microseconds
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
