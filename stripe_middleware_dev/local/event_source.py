@@ -23,13 +23,16 @@ class SqsEventSource:
         batch_window_seconds: int = 0,
         retry_delay_seconds: int = 1,
         context: Any = None,
+        long_poll_seconds: int = 0,
     ) -> None:
+        """`long_poll_seconds`: how long a receive waits on an empty queue (Lambda long-polls; a loop that
+        polls for ever should too, or it spins on moto); 0 answers at once (`drain`)."""
         self._sqs = sqs
         self._queue_url = queue_url
         self._queue_arn = queue_arn
         self._handler = handler
         self._batch_size = batch_size
-        self._wait = batch_window_seconds
+        self._wait = max(batch_window_seconds, long_poll_seconds)
         self._retry_delay = retry_delay_seconds
         self._context = context
 

@@ -25,6 +25,9 @@ from stripe_middleware_dev.local.warehouse import LocalWarehouse, warehouse_dir
 from stripe_middleware_dev.targets import OUTPUT_NAMES
 
 REGION = "us-east-1"
+# A poller waits this long on an empty queue (a message sent meanwhile answers at once); polling without a
+# wait made a dozen idle pollers spin on moto, which scans the queue on every receive.
+LONG_POLL_SECONDS = 2
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -259,6 +262,7 @@ class LocalPipeline:
                 invoke,
                 batch_size=source["batch_size"],
                 batch_window_seconds=source["batch_window"],
+                long_poll_seconds=LONG_POLL_SECONDS,
             )
 
             def loop(p: SqsEventSource = poller) -> None:
