@@ -1,5 +1,5 @@
-"""Warehouse: every published Stripe event, backfilled object and signal as one Parquet row in S3, queried
-with Athena. No Lambda on the path:
+"""Warehouse: every published Stripe event, backfilled object, signal and reconciliation result as one
+Parquet row in S3, queried with Athena. No Lambda on the path:
 
     bus rule (one per record kind, input transformer → one flat JSON row)
       → Amazon Data Firehose (JSON → Parquet against the Glue table, partitioned by JQ)
@@ -233,7 +233,7 @@ class Warehouse(Construct):
             catalog_id=Aws.ACCOUNT_ID,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=self.database_name,
-                description="stripe-middleware warehouse: every published event, object and signal",
+                description="stripe-middleware warehouse: events, objects, signals, reconciliations",
             ),
         )
         self.database.apply_removal_policy(stage.removal_policy)
@@ -244,7 +244,7 @@ class Warehouse(Construct):
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=TABLE,
-                description="one row per published Stripe event, backfilled object and signal",
+                description="a row per published Stripe event, object, signal, payout record, discrepancy",
                 table_type="EXTERNAL_TABLE",
                 parameters=self._projection(),
                 partition_keys=[
