@@ -160,12 +160,15 @@ def http_api_event(
 def billing_lifecycle(
     n: int = 0, *, start: int = 1_764_000_000, livemode: bool = False
 ) -> list[dict[str, Any]]:
-    """The core billing lifecycle of one customer, as Stripe would send it (several events share a second)."""
+    """The core billing lifecycle of one customer, paying with a card of its own, as Stripe would send it
+    (several events share a second)."""
     customer, product, price = f"cus_Local{n:05d}", f"prod_Local{n:05d}", f"price_Local{n:05d}"
     subscription, invoice, intent = f"sub_Local{n:05d}", f"in_Local{n:05d}", f"pi_Local{n:05d}"
     charge, refund, dispute = f"ch_Local{n:05d}", f"re_Local{n:05d}", f"dp_Local{n:05d}"
     metadata = {"erp_id": f"NS-{100000 + n}", "crm_account_id": f"001A0000{n:07d}"[:15]}
     t = start + n * 100
+    paid_with = stripe_object("charge")["payment_method_details"]  # each customer's own card
+    paid_with = {**paid_with, "card": {**paid_with["card"], "fingerprint": f"fpLocal{n:09d}"}}
 
     def event(event_type: str, offset: int, **overrides: Any) -> dict[str, Any]:
         return stripe_event(event_type, created=t + offset, livemode=livemode, **overrides)
@@ -194,7 +197,14 @@ def billing_lifecycle(
             "invoice.finalized", 3, id=invoice, customer=customer, subscription=subscription, status="open"
         ),
         event("payment_intent.succeeded", 3, id=intent, customer=customer, status="succeeded"),
-        event("charge.succeeded", 3, id=charge, customer=customer, payment_intent=intent),
+        event(
+            "charge.succeeded",
+            3,
+            id=charge,
+            customer=customer,
+            payment_intent=intent,
+            payment_method_details=paid_with,
+        ),
         event("invoice.paid", 4, id=invoice, customer=customer, subscription=subscription, status="paid"),
         event(
             "customer.subscription.updated",
@@ -205,7 +215,15 @@ def billing_lifecycle(
             metadata={"crm_account_id": metadata["crm_account_id"]},
             previous_attributes={"status": "incomplete"},
         ),
-        event("charge.refunded", 50, id=charge, customer=customer, payment_intent=intent, refunded=True),
+        event(
+            "charge.refunded",
+            50,
+            id=charge,
+            customer=customer,
+            payment_intent=intent,
+            refunded=True,
+            payment_method_details=paid_with,
+        ),
         event("refund.created", 50, id=refund, charge=charge, payment_intent=intent),
         event("charge.dispute.created", 60, id=dispute, charge=charge, payment_intent=intent),
     ]
