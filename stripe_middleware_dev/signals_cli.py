@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,10 @@ def parse_horizon(text: str) -> int:
 
 
 # -- the commands -----------------------------------------------------------------------------------------
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every event of a JSONL or JSONL.gz file; a line that is not a Stripe event names its number."""
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every event of a JSONL or JSONL.gz file, one at a time (training keeps a digest of each, not the
+    event); a line that is not a Stripe event names its number."""
     opener: Any = gzip.open if path.suffix == ".gz" else open
-    events = []
     try:
         with opener(path, "rt", encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
@@ -66,10 +67,9 @@ def read_events(path: Path) -> list[dict[str, Any]]:
                     raise EventsFileError(f"{path}:{number}: not JSON ({error})") from error
                 if not isinstance(event, dict) or not isinstance(event.get("created"), int):
                     raise EventsFileError(f"{path}:{number}: not a Stripe event (no `created`)")
-                events.append(event)
+                yield event
     except (OSError, EOFError, UnicodeDecodeError) as error:
         raise EventsFileError(f"{path}: cannot be read: {error}") from error
-    return events
 
 
 def train(

@@ -27,5 +27,6 @@ def test_a_small_signals_run_processes_every_published_event_and_is_priced() -> 
 def test_a_small_retraining_run_reads_every_archived_event_and_is_measured() -> None:
     result = signals_bench.training(customers=60, months=6)
     assert result["archived_events"] > 1000 and result["status"] in ("approved", "rejected")
-    assert result["peak_bytes_per_event"] > 0 and result["memory_ratio_over_json"] > 1
+    # a digest of each event's facts, not the events: less memory than their JSON text
+    assert result["peak_bytes_per_event"] > 0 and 0 < result["memory_ratio_over_json"] < 1
     assert result["cpu_ratio_over_parsing"] > 0

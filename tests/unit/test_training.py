@@ -19,11 +19,13 @@ from sklearn.linear_model import LogisticRegression
 
 from events import stripe_event, stripe_object
 from stripe_middleware.signals.churn import FEATURES, load_churn_model
+from stripe_middleware.signals.facts import Fact
 from stripe_middleware.signals.training import (
     TrainingDataError,
     backtest_model,
     build_dataset,
     calibration,
+    digest,
     evaluate,
     fit_logistic,
     precision_at,
@@ -252,6 +254,15 @@ def test_the_dataset_labels_churn_within_the_horizon_from_the_events_before_the_
     assert set(examples[0].features) == set(FEATURES)
 
 
+def test_a_digest_reads_a_stream_once_and_trains_as_the_events_do() -> None:
+    events = list(generated())
+    lazy = digest(iter([*events, {}, {"id": "evt_no_time"}]))  # a generator; two objects that are no events
+    assert (len(lazy), lazy.ignored) == (len(events), 2)
+    assert all(isinstance(f, Fact) for m in lazy.moments for f in m.facts)  # facts, not the objects
+    at = CUTOFF - 60 * DAY
+    assert build_dataset(lazy, [at], horizon_days=60) == build_dataset(events, [at], horizon_days=60)
+
+
 def test_training_learns_from_the_past_and_beats_the_rule_out_of_time() -> None:
     events = list(generated())
     model, report = train_model(events, cutoff=CUTOFF, horizon_days=60, trained_at="2026-01-01T00:00:00Z")
@@ -334,4 +345,4 @@ def test_a_line_that_is_not_an_event_names_its_number(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps(generated()[0]) + "\n\n{broken\n")
     with pytest.raises(signals_cli.EventsFileError, match=r"events\.jsonl:3: not JSON"):
-        signals_cli.read_events(path)
+        list(signals_cli.read_events(path))

@@ -25,7 +25,14 @@ from pydantic import ValidationError
 
 from stripe_middleware.shared.clock import epoch, iso
 from stripe_middleware.signals.churn import ChurnModel
-from stripe_middleware.signals.training import DAY, TrainingDataError, backtest_model, train_model
+from stripe_middleware.signals.training import (
+    DAY,
+    Digest,
+    TrainingDataError,
+    backtest_model,
+    digest,
+    train_model,
+)
 
 MODELS_PREFIX = "models/churn/"
 APPROVED_KEY = f"{MODELS_PREFIX}approved.json"
@@ -100,11 +107,12 @@ def retrain(
 ) -> Retraining:
     """Train a candidate on the archived events of the window, write it with its report, and approve it
     when it beats the model in use on the held-out snapshot."""
-    events = list(archive.events(now - window_days * DAY))
+    events = digest(archive.events(now - window_days * DAY))  # one archived line in memory at a time
+    skipped = archive.skipped + events.ignored  # unreadable lines and files, and JSON that is no event
     try:
         model, report = train_model(events, cutoff=now, horizon_days=horizon_days, trained_at=iso(now))
     except TrainingDataError as error:
-        return Retraining("skipped", str(error), len(events), archive.skipped, in_use=in_use.version)
+        return Retraining("skipped", str(error), len(events), skipped, in_use=in_use.version)
     held_out = now - horizon_days * DAY  # train_model's held-out snapshot
     baseline = _out_of_sample(in_use, events, held_out, horizon_days)
     approved, reason = approve(report["metrics"], baseline, min_auc)
@@ -114,12 +122,10 @@ def retrain(
     models.write(report_key(model.version), json.dumps(report, indent=2, sort_keys=True) + "\n")
     if approved:  # last, so an approved key always names a candidate that was written
         models.write(APPROVED_KEY, model.to_json())
-    return Retraining(status, reason, len(events), archive.skipped, model.version, in_use.version, report)
+    return Retraining(status, reason, len(events), skipped, model.version, in_use.version, report)
 
 
-def _out_of_sample(
-    in_use: ChurnModel, events: list[dict[str, Any]], held_out: int, horizon_days: int
-) -> Mapping[str, Any]:
+def _out_of_sample(in_use: ChurnModel, events: Digest, held_out: int, horizon_days: int) -> Mapping[str, Any]:
     """The model in use's metrics on customers it never learned from: the candidate's held-out snapshot
     when the model was trained before it (or is the prior), else the held-out metrics it was approved
     with (a model trained up to last week learned most of this snapshot's outcomes)."""

@@ -56,18 +56,76 @@ def detail_of(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     }
 
 
-def subscription_ends(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """When each subscription ended: the first event that deleted it or showed it canceled or unpaid."""
-    ends: dict[str, int] = {}
-    for event in events:
+@dataclass(frozen=True)
+class Moment:
+    """What training keeps of one event: its time, its facts, and the subscription it shows ended."""
+
+    created: int
+    event_id: str
+    facts: tuple[Fact, ...] = ()
+    ended: str | None = None  # deleted, or canceled or unpaid
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A stream of events as training reads it: a moment per event (its facts, never its object), in event
+    time. Reading a stream into a digest holds one event at a time, so a year of archived lines trains in a
+    fraction of the memory its JSON would take."""
+
+    moments: tuple[Moment, ...]
+    ignored: int = 0  # JSON objects without a `created`: not events
+
+    def until(self, cutoff: int) -> Digest:
+        return Digest(tuple(m for m in self.moments if m.created <= cutoff), self.ignored)
+
+    def span(self) -> tuple[int, int]:
+        if not self.moments:
+            raise TrainingDataError("the stream has no events")
+        return self.moments[0].created, self.moments[-1].created
+
+    def __len__(self) -> int:
+        return len(self.moments)
+
+
+Stream = Iterable[Mapping[str, Any]] | Digest  # Stripe events or archived details, or their digest
+
+
+def digest(stream: Stream) -> Digest:
+    """The digest of a stream, read once (a generator of archived lines is fine); objects without a `created`
+    are counted in `ignored`, and events that are not Stripe events count with no facts."""
+    if isinstance(stream, Digest):
+        return stream
+    moments, ignored = [], 0
+    for event in stream:
+        created = event.get("created")
+        if not isinstance(created, int):
+            ignored += 1
+            continue
         found = detail_of(event)
         if found is None:
+            moments.append(Moment(created, str(event.get("id"))))
             continue
         event_type, detail = found
         obj = detail["object"]
         ended = event_type == "customer.subscription.deleted" or obj.get("status") in ENDED
-        if obj.get("object") == SUBSCRIPTION and ended and isinstance(obj.get("id"), str):
-            ends[obj["id"]] = min(ends.get(obj["id"], detail["created"]), detail["created"])
+        ended_id = obj.get("id") if obj.get("object") == SUBSCRIPTION and ended else None
+        moments.append(
+            Moment(
+                created,
+                str(detail["id"]),
+                tuple(facts_of(*found)),
+                ended_id if isinstance(ended_id, str) else None,
+            )
+        )
+    return Digest(tuple(sorted(moments, key=lambda m: (m.created, m.event_id))), ignored)
+
+
+def subscription_ends(stream: Stream) -> dict[str, int]:
+    """When each subscription ended: the first event that deleted it or showed it canceled or unpaid."""
+    ends: dict[str, int] = {}
+    for moment in digest(stream).moments:
+        if moment.ended is not None:
+            ends[moment.ended] = min(ends.get(moment.ended, moment.created), moment.created)
     return ends
 
 
@@ -79,20 +137,16 @@ class Example:
     label: int  # 1: a subscription live at the snapshot ended within the horizon
 
 
-def build_dataset(
-    events: Sequence[Mapping[str, Any]], snapshots: Iterable[int], *, horizon_days: int
-) -> list[Example]:
+def build_dataset(stream: Stream, snapshots: Iterable[int], *, horizon_days: int) -> list[Example]:
     """The examples of every subscription customer live at each snapshot, from the events up to it."""
-    ends = subscription_ends(events)
-    ordered = sorted(
-        (d for e in events if (d := detail_of(e))), key=lambda d: (d[1]["created"], str(d[1]["id"]))
-    )
+    ordered = digest(stream).moments
+    ends = subscription_ends(Digest(ordered))
     kept: dict[str, dict[str, Fact]] = {}  # customer subject -> fact id -> newest fact
     examples: list[Example] = []
     position = 0
     for at in sorted(set(snapshots)):
-        while position < len(ordered) and ordered[position][1]["created"] <= at:
-            for fact in facts_of(*ordered[position]):
+        while position < len(ordered) and ordered[position].created <= at:
+            for fact in ordered[position].facts:
                 subject = customer_subject(fact)
                 facts = kept.setdefault(subject, {}) if subject else {}
                 if fact.id not in facts or fact.newer_than(facts[fact.id]):
@@ -345,15 +399,8 @@ def score_examples(model: ChurnModel, examples: Sequence[Example]) -> dict[str, 
 
 
 # -- train and backtest -----------------------------------------------------------------------------------
-def _span(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-    times = [e["created"] for e in events if isinstance(e.get("created"), int)]
-    if not times:
-        raise TrainingDataError("the stream has no events")
-    return min(times), max(times)
-
-
 def train_model(
-    events: Sequence[Mapping[str, Any]],
+    events: Stream,
     *,
     cutoff: int,
     horizon_days: int = 60,
@@ -365,8 +412,8 @@ def train_model(
 
     Snapshots are `step_days` apart. The newest (cutoff - horizon) is held out; the older ones are those
     whose horizon ends before it, so nothing the held-out snapshot knows is in what the fit learned from."""
-    known = [e for e in events if isinstance(e.get("created"), int) and e["created"] <= cutoff]
-    first, _ = _span(known)
+    known = digest(events).until(cutoff)
+    first, _ = known.span()
     horizon, step = horizon_days * DAY, step_days * DAY
     held_out = cutoff - horizon
     older = []
@@ -407,11 +454,12 @@ def train_model(
 
 
 def backtest_model(
-    events: Sequence[Mapping[str, Any]], model: ChurnModel, *, cutoff: int, horizon_days: int = 60
+    events: Stream, model: ChurnModel, *, cutoff: int, horizon_days: int = 60
 ) -> dict[str, Any]:
     """How the model ranks the customers live at `cutoff` (features from the events up to it) by whether
     they churned within the horizon after it."""
-    _, last = _span(events)
+    events = digest(events)
+    _, last = events.span()
     examples = build_dataset(events, [cutoff], horizon_days=horizon_days)
     if not examples:
         raise TrainingDataError(f"no subscription customer was live at the cutoff {iso(cutoff)}")
