@@ -59,9 +59,7 @@ class Fact:
     # What the usage trend reads: the subscription items billed by usage (metered prices), and what an
     # invoice billed of each subscription item, as flat text a store keeps like any other field.
     metered_items: str | None = None  # subscriptions: their metered items' ids, space-separated
-    item_quantities: str | None = (
-        None  # invoices: "si_1=30 si_2=1", the quantity billed per subscription item
-    )
+    item_quantities: str | None = None  # invoices: "si_1=30 si_2=1", the quantity per subscription item
 
     def to_item(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,8 +248,7 @@ def _subscription_facts(obj: dict[str, Any], base: dict[str, Any], previous: dic
             paused=isinstance(obj.get("pause_collection"), dict) or status == "paused",
             period_end=period_end,
             payment_method=_id(obj.get("default_payment_method")) or _id(obj.get("default_source")),
-            metered_items=" ".join(sorted(str(i["id"]) for i in items if _metered(i) and _id(i.get("id"))))
-            or None,
+            metered_items=_metered_items(items),
             **base,
         )
     ]
@@ -286,6 +283,11 @@ def _metered(item: dict[str, Any]) -> bool:
     """Whether a subscription item is billed by usage (its price's, or a legacy plan's, usage type)."""
     price = _dict(item.get("price")) or _dict(item.get("plan"))
     return (_dict(price.get("recurring")) or price).get("usage_type") == "metered"
+
+
+def _metered_items(items: list[dict[str, Any]]) -> str | None:
+    """The ids of a subscription's metered items, space-separated; None without any."""
+    return " ".join(sorted(item["id"] for item in items if _metered(item) and _id(item.get("id")))) or None
 
 
 def _item_quantities(invoice: dict[str, Any]) -> str | None:

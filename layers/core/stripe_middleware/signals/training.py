@@ -139,8 +139,8 @@ class Example:
 
 def build_dataset(stream: Stream, snapshots: Iterable[int], *, horizon_days: int) -> list[Example]:
     """The examples of every subscription customer live at each snapshot, from the events up to it."""
-    ordered = digest(stream).moments
-    ends = subscription_ends(Digest(ordered))
+    read = digest(stream)
+    ends, ordered = subscription_ends(read), read.moments
     kept: dict[str, dict[str, Fact]] = {}  # customer subject -> fact id -> newest fact
     examples: list[Example] = []
     position = 0
