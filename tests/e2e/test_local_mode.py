@@ -201,7 +201,10 @@ def test_a_duplicate_charge_becomes_a_signal_on_the_bus_and_the_read_api(
     )
     assert signal["detail"]["kind"] == "duplicate_charge"
     assert signal["detail"]["evidence"]["object_ids"] == ["ch_e2e_dup0", "ch_e2e_dup1"]
-    status, body = get(local_stack, "/v1/customers/cus_e2e_signals/signals")
-    assert status == 200 and body["anomalies"] == [signal["detail"]]
+    # A finding is recorded for the read API just after the bus took it.
+    body = eventually(
+        lambda: (r := get(local_stack, "/v1/customers/cus_e2e_signals/signals"))[1]["anomalies"] and r[1]
+    )
+    assert body["anomalies"] == [signal["detail"]]
     status, body = get(local_stack, "/v1/signals?kind=duplicate_charge")
     assert status == 200 and signal["detail"] in body["signals"]

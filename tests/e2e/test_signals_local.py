@@ -48,8 +48,15 @@ def test_a_simulated_history_raises_its_attacks_and_churn_risks(
     assert all(c["reasons"] and all(r["text"] for r in c["reasons"]) for c in churn)
 
     customer = churn[-1]["customer_id"]
-    status, body = get(local_stack, f"/v1/customers/{customer}/signals")
-    assert status == 200 and [c["customer_id"] for c in body["churn_risk"]] == [customer]
+
+    def recorded() -> dict[str, Any] | None:
+        """The customer's signals once the read API has the risk (it is recorded just after publication)."""
+        status, body = get(local_stack, f"/v1/customers/{customer}/signals")
+        assert status == 200
+        return body if body["churn_risk"] else None
+
+    body = eventually(recorded, timeout=30)
+    assert [c["customer_id"] for c in body["churn_risk"]] == [customer]
     assert body["churn_risk"][0]["reasons"][0]["text"]
     status, page = get(local_stack, "/v1/signals?kind=trial_abuse&since=2026-08-01")
     assert status == 200 and [s["signal_id"] for s in page["signals"]] == [
