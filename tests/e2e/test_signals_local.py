@@ -47,16 +47,23 @@ def test_a_simulated_history_raises_its_attacks_and_churn_risks(
     churn = eventually(lambda: signals("stripe-middleware.signal.churn_risk"), timeout=60)
     assert all(c["reasons"] and all(r["text"] for r in c["reasons"]) for c in churn)
 
-    customer = churn[-1]["customer_id"]
+    def recorded() -> tuple[str, dict[str, Any]] | None:
+        """A customer the read API shows a churn risk for: one whose risk was published and who still has a
+        live subscription (a risk is recorded just after publication, and dropped once the subscription
+        ends)."""
+        for customer in sorted({c["customer_id"] for c in churn}):
+            status, body = get(local_stack, f"/v1/customers/{customer}/signals")
+            assert status == 200
+            if body["churn_risk"]:
+                return customer, body
+        return None
 
-    def recorded() -> dict[str, Any] | None:
-        """The customer's signals once the read API has the risk (it is recorded just after publication)."""
-        status, body = get(local_stack, f"/v1/customers/{customer}/signals")
-        assert status == 200
-        return body if body["churn_risk"] else None
-
-    body = eventually(recorded, timeout=30)
+    customer, body = eventually(recorded, timeout=30)
+    published = {
+        c["signal_id"] for c in signals("stripe-middleware.signal.churn_risk") if c["customer_id"] == customer
+    }
     assert [c["customer_id"] for c in body["churn_risk"]] == [customer]
+    assert body["churn_risk"][0]["signal_id"] in published  # the detail the bus carried
     assert body["churn_risk"][0]["reasons"][0]["text"]
     status, page = get(local_stack, "/v1/signals?kind=trial_abuse&since=2026-08-01")
     assert status == 200 and [s["signal_id"] for s in page["signals"]] == [
